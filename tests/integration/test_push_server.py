@@ -1,0 +1,159 @@
+"""Pushes run by the server's own services, to real simulated devices over a real mosquitto."""
+import hashlib
+import io
+import os
+import signal
+import socket
+
+import pytest
+
+from tests.integration.conftest import push_row, registered, server_config
+from tests.support.devices import MqttWatcher
+from tests.support.files import padded_main_py
+from tests.support.mosquitto import free_port
+from tests.support.waiting import wait_until
+from webapp import create_app
+from webapp.db import get_db
+from webapp.pushes import FINAL
+from webapp.services import start_services, stop_services
+
+pytestmark = pytest.mark.integration
+
+
+def stored(app, data, name):
+    with app.app_context():
+        return app.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(data), name)
+
+
+def push(app, device, data, name, target=None):
+    f = stored(app, data, name)
+    with app.app_context():
+        return app.extensions["dcc_ota"]["services"].pushes.create(get_db(), device, f, target)
+
+
+def finished(app, push_id, timeout=60):
+    return wait_until(lambda: (lambda r: r if r["state"] in FINAL else None)(push_row(app, push_id)),
+                      timeout, what="push %d to end" % push_id)
+
+
+def test_a_3_8kb_main_py_arrives_and_the_device_reboots_with_it(server, devices, unique):
+    name = unique("lamp")
+    dev = devices(name)
+    before = registered(server, name, lambda d: d.online and d.extended)
+    data = padded_main_py(3800)
+    sha1 = hashlib.sha1(data).hexdigest()
+
+    row = finished(server, push(server, name, data, "main-v2.py", target="main.py"))
+
+    assert (row["state"], row["reason"]) == ("done", None), row
+    assert [e["state"] for e in row["events"]] == [
+        "queued", "trigger_sent", "connected", "transferring", "sent", "verified",
+        "rebooting", "done"]
+    assert row["bytes_sent"] == row["total"] == 3800
+    assert (dev.flash_dir / "main.py").read_bytes() == data
+    after = registered(server, name, lambda d: d.online and d.files.get("main.py") == sha1)
+    assert after.boot == before.boot + 1
+    assert dev.boots == 2
+    assert not (dev.flash_dir / ".ota.part").exists()
+
+
+def test_a_200kb_file_reaches_a_device_with_a_24k_heap(server, devices, unique):
+    name = unique("small")
+    dev = devices(name, heap="24wK")
+    registered(server, name, lambda d: d.online)
+    data = os.urandom(200 * 1024)
+
+    row = finished(server, push(server, name, data, "blob.bin", target="lib/blob.bin"))
+
+    assert row["state"] == "done", row
+    assert (dev.flash_dir / "lib" / "blob.bin").read_bytes() == data
+
+
+def test_a_corrupted_stream_fails_with_hash_mismatch_and_keeps_the_old_file(server, devices,
+                                                                          unique):
+    name = unique("rot")
+    dev = devices(name)
+    registered(server, name, lambda d: d.online)
+    old = (dev.flash_dir / "main.py").read_bytes()
+    data = padded_main_py(2000, tag="corrupt")
+    f = stored(server, data, "main.py")
+    path = server.extensions["dcc_ota"]["store"].path(f.sha256)
+    rotten = bytearray(data)
+    rotten[1000] ^= 0xFF  # the bytes on the server's disk rotted after the upload
+    with open(path, "wb") as out:
+        out.write(rotten)
+
+    with server.app_context():
+        push_id = server.extensions["dcc_ota"]["services"].pushes.create(get_db(), name, f)
+    row = finished(server, push_id)
+
+    assert (row["state"], row["reason"]) == ("failed", "hash mismatch"), row
+    assert (dev.flash_dir / "main.py").read_bytes() == old
+    assert not (dev.flash_dir / ".ota.part").exists()
+    assert dev.boots == 1
+    assert registered(server, name).online
+
+
+def test_a_device_that_never_connects_times_out_and_frees_the_port(mosquitto, tmp_path):
+    port = free_port()
+    app = create_app(server_config(mosquitto, tmp_path, OTA_TRANSFER_TIMEOUT=1.0,
+                                   OTA_TRANSFER_PORTS=(port, port)))
+    services = start_services(app)
+    try:
+        assert services.bus.wait_connected(10)
+        row = finished(app, push(app, "nobody-home", b"print(1)\n", "main.py"))
+    finally:
+        stop_services(app)
+    assert (row["state"], row["reason"]) == ("failed", "no connection"), row
+    assert "within 1s" in row["detail"]
+    assert row["form"] == "legacy"  # never heard from: the seed's four fields
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_a_client_with_a_wrong_token_gets_nothing_and_the_device_still_gets_the_file(
+        server, devices, unique, mosquitto):
+    name = unique("tok")
+    dev = devices(name)
+    registered(server, name, lambda d: d.online and d.extended)
+    data = padded_main_py(1500, tag="token")
+    with MqttWatcher(mosquitto.port, topic="%s/OTA" % name) as sniffer:
+        os.kill(dev.pid, signal.SIGSTOP)  # the real device is slow to answer
+        try:
+            push_id = push(server, name, data, "main.py")
+            trigger = sniffer.wait_for("%s/OTA" % name).decode()
+            host, port = trigger.split("|")[:2]
+            for hello in (b"0" * 32 + b"\n", b"GET / HTTP/1.0\r\n\r\n"):
+                with socket.create_connection((host, int(port)), timeout=5) as thief:
+                    thief.sendall(hello)
+                    assert thief.recv(65536) == b""  # closed without a byte of the file
+        finally:
+            os.kill(dev.pid, signal.SIGCONT)
+        row = finished(server, push_id)
+    assert row["state"] == "done", row
+    assert (dev.flash_dir / "main.py").read_bytes() == data
+
+
+def test_a_push_to_an_offline_device_fails_at_once_with_the_reason(server, devices, unique):
+    name = unique("gone")
+    dev = devices(name)
+    registered(server, name, lambda d: d.online)
+    dev.stop()  # the broker publishes its last will
+    registered(server, name, lambda d: not d.online)
+
+    row = finished(server, push(server, name, b"print(2)\n", "main.py"), timeout=5)
+
+    assert (row["state"], row["reason"]) == ("failed", "device offline"), row
+
+
+def test_pushes_to_one_device_run_one_after_the_other(server, devices, unique):
+    name = unique("queue")
+    dev = devices(name)
+    registered(server, name, lambda d: d.online)
+    first = push(server, name, b"A = 1\n", "a.py")
+    second = push(server, name, b"B = 2\n", "b.py")
+    rows = [finished(server, first), finished(server, second)]
+    assert [r["state"] for r in rows] == ["done", "done"], rows
+    assert rows[1]["events"][1]["at"] >= rows[0]["finished_at"]
+    assert (dev.flash_dir / "a.py").read_bytes() == b"A = 1\n"
+    assert (dev.flash_dir / "b.py").read_bytes() == b"B = 2\n"

@@ -1,0 +1,77 @@
+"""A real mosquitto broker on a free loopback port, for tests and benchmarks."""
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, deadline_s=10.0):
+    """Return once host:port accepts TCP connections; raise TimeoutError after the deadline."""
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > end:
+                raise TimeoutError("nothing listening on %s:%d" % (host, port))
+            time.sleep(0.05)
+
+
+class Mosquitto:
+    """Starts `mosquitto` with its own config: loopback only, anonymous, TCP_NODELAY."""
+
+    def __init__(self, nodelay=True):
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.nodelay = nodelay
+        self.port = None
+        self.proc = None
+        self._dir = None
+
+    def start(self):
+        if not Path(self.binary).exists():
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        self._dir = tempfile.TemporaryDirectory(prefix="mosq-")
+        self.port = free_port()
+        conf = Path(self._dir.name) / "mosquitto.conf"
+        conf.write_text(
+            "listener %d 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "log_dest stderr\n"
+            "log_type error\nlog_type warning\n"
+            "set_tcp_nodelay %s\n" % (self.port, "true" if self.nodelay else "false")
+        )
+        self.log = open(Path(self._dir.name) / "mosquitto.log", "wb")
+        self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_port("127.0.0.1", self.port)
+        return self
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+            self.log.close()
+        if self._dir:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

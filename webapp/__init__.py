@@ -1,0 +1,42 @@
+"""DCC-OTA server: a Flask app that pushes files to MicroPython devices over MQTT."""
+import logging
+import os
+
+from flask import Flask
+
+from . import config, db
+from .devices import Registry
+from .filestore import FileStore
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(test_config=None):
+    """Build the app. Services (broker, MQTT, pushes) are not started here: see services.py."""
+    app = Flask(__name__, instance_relative_config=True,
+                template_folder=os.path.join(_ROOT, "templates"),
+                static_folder=os.path.join(_ROOT, "static"))
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(config.defaults(app.instance_path))
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(config.from_environ(os.environ))
+    if test_config is not None:
+        app.config.update(test_config)
+    config.finish(app.config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("amqtt", "transitions"):  # the embedded broker logs every packet at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+    db.init_app(app)
+    db.init_db(app.config["OTA_DATABASE"])
+    app.extensions["dcc_ota"] = {
+        "registry": Registry(app.config["OTA_HEARTBEAT_MISSES"]),
+        "store": FileStore(app.config["OTA_FILE_STORE"], app.config["OTA_MAX_UPLOAD"]),
+    }
+
+    from . import api, cli, errors, pages
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    errors.init_app(app)
+    app.cli.add_command(cli.ota)
+    return app

@@ -1,0 +1,148 @@
+"""`flask --app wsgi ota ...`: push a file and list devices from a shell.
+
+The CLI runs its own MQTT client and transfer socket (as the seed's sender did), so it works
+whether or not the server is running; the server's embedded broker, or MQTT_BROKER_URL, must be up.
+"""
+import json
+import logging
+import os
+import sys
+import time
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .db import get_db
+from .names import BadName, check_device_name, check_target
+from .pushes import FINAL, PushRejected
+from .services import start_services, stop_services
+
+EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_UNCONFIRMED = 0, 1, 2, 3
+
+
+def _quiet_logs(verbose):
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _die(code, message):
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _connect(app):
+    services = start_services(app, role="cli")
+    if not services.bus.wait_connected(5):
+        stop_services(app)
+        _die(EXIT_SETUP, "cannot reach the MQTT broker at %s: start the server (make run) or set "
+                         "MQTT_BROKER_URL" % services.bus.where())
+    # Retained heartbeats arrive right after subscribing; let them land before deciding anything.
+    services.bus.sync(5)
+    return services
+
+
+@click.group("ota")
+def ota():
+    """Push files to devices and list the devices."""
+
+
+@ota.command("push")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--device", "-d", required=True, help="The device id (first level of its topics).")
+@click.option("--as", "target", help="The file's name on the device (default: its own name).")
+@click.option("--wait", is_flag=True,
+              help="Wait until the device confirms it runs the new file; exit 0 only then.")
+@click.option("--timeout", type=float, help="Give up after this many seconds.")
+@click.option("--verbose", "-v", is_flag=True, help="Show the service logs too.")
+@with_appcontext
+def push_command(file, device, target, wait, timeout, verbose):
+    """Push FILE to a device.
+
+    Exit codes: 0 sent (confirmed, with --wait), 1 the push failed, 2 a setup or usage error,
+    3 delivered to a device that sends no confirmation (the seed's firmware).
+    """
+    _quiet_logs(verbose)
+    app = current_app._get_current_object()
+    try:
+        check_device_name(device)
+        target = check_target(target or os.path.basename(file))
+    except BadName as exc:
+        _die(EXIT_SETUP, "cannot push: %s" % exc)
+    db = get_db()
+    with open(file, "rb") as f:
+        stored = app.extensions["dcc_ota"]["store"].save(db, f, os.path.basename(file))
+    services = _connect(app)
+    try:
+        push_id = services.pushes.create(db, device, stored, target)
+    except PushRejected as exc:
+        stop_services(app)
+        _die(EXIT_SETUP, "cannot push: %s" % exc)
+    click.echo("push %d: %s (%d bytes, sha1 %s) to %s as %s"
+               % (push_id, os.path.basename(file), stored.size, stored.sha1[:12], device, target))
+    try:
+        state, reason, detail = _follow(db, services, push_id, wait, timeout)
+    finally:
+        stop_services(app)
+    if state == "done":
+        click.echo("done: %s" % detail)
+        sys.exit(EXIT_OK)
+    if state == "sent":
+        click.echo("sent; not waiting for the device's confirmation (use --wait)")
+        sys.exit(EXIT_OK)
+    if state == "unconfirmed":
+        click.echo("delivered, unconfirmed: %s" % detail, err=True)
+        sys.exit(EXIT_UNCONFIRMED)
+    _die(EXIT_FAILED, "push failed: %s" % ("%s: %s" % (reason, detail) if detail else reason))
+
+
+def _follow(db, services, push_id, wait, timeout):
+    """Print each step as it happens; return (state, reason, detail) when it is over for us."""
+    start = db.execute("SELECT created_at FROM pushes WHERE id = ?", (push_id,)).fetchone()[0]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    shown = 0
+    while True:
+        events = db.execute("SELECT id, at, state, detail FROM push_events"
+                            " WHERE push_id = ? AND id > ? ORDER BY id", (push_id, shown))
+        for e in events:
+            shown = e["id"]
+            click.echo("  %7.3fs  %-13s %s" % (e["at"] - start, e["state"], e["detail"] or ""))
+        row = db.execute("SELECT state, reason, detail FROM pushes WHERE id = ?", (push_id,)).fetchone()
+        if row["state"] in FINAL:
+            return row["state"], row["reason"], row["detail"]
+        if row["state"] in ("sent", "verified", "rebooting") and not wait:
+            services.pushes.detach(push_id)
+            services.pushes.wait(push_id, 5)
+            return "sent", None, None
+        if deadline is not None and time.monotonic() > deadline:
+            services.pushes.cancel(push_id, "timeout", "gave up after %gs (--timeout)" % timeout)
+            services.pushes.wait(push_id, 5)
+            continue
+        services.pushes.wait(push_id, 0.05)
+
+
+@ota.command("devices")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@with_appcontext
+def devices_command(as_json):
+    """List the devices the server has heard from."""
+    _quiet_logs(False)
+    app = current_app._get_current_object()
+    ext = app.extensions["dcc_ota"]
+    services = start_services(app, role="cli")
+    fresh = services.bus.wait_connected(3) and services.bus.sync(3)
+    stop_services(app)
+    devices = ext["registry"].all(get_db())
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in devices], indent=2))
+        return
+    if not fresh:
+        click.echo("(broker unreachable: showing what was last recorded)", err=True)
+    if not devices:
+        click.echo("no devices yet: a device appears with its first heartbeat")
+        return
+    click.echo("%-20s %-8s %9s %6s %-8s %s" % ("DEVICE", "STATE", "LAST SEEN", "BOOT", "FW", "FILES"))
+    now = time.time()
+    for d in devices:
+        click.echo("%-20s %-8s %8ds %6s %-8s %d" % (
+            d.name, "online" if d.online else "offline", now - d.last_seen,
+            d.boot if d.boot is not None else "-", d.fw or "-", len(d.files)))

@@ -1,0 +1,95 @@
+"""Settings: defaults, then instance/config.py, then OTA_* and MQTT_* environment variables."""
+import os
+import secrets
+
+
+class ConfigError(Exception):
+    """A setting has a value the app cannot use; the message names the setting."""
+
+
+def _port_range(text):
+    """'50000-50100' -> (50000, 50100); '' -> None (ephemeral ports)."""
+    if not text:
+        return None
+    lo, sep, hi = str(text).partition("-")
+    lo, hi = int(lo), int(hi or lo)
+    if not (0 < lo <= hi < 65536):
+        raise ValueError(text)
+    return (lo, hi)
+
+
+def _bool(text):
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(text)
+
+
+# name: (default, parser). Every key may be set in instance/config.py or the environment.
+SETTINGS = {
+    # Where devices reach this server; None picks this host's address (see netinfo.py).
+    "OTA_ADVERTISE_HOST": (None, str),
+    "OTA_TRANSFER_BIND": ("0.0.0.0", str),
+    "OTA_TRANSFER_PORTS": (None, _port_range),
+    "OTA_TRANSFER_TIMEOUT": (30.0, float),
+    # From the last byte sent until the device is back online with the new file.
+    "OTA_CONFIRM_TIMEOUT": (90.0, float),
+    "OTA_MAX_UPLOAD": (16 * 1024 * 1024, int),
+    "OTA_HEARTBEAT_MISSES": (3, int),
+    "OTA_DATABASE": (None, str),
+    "OTA_FILE_STORE": (None, str),
+    "OTA_EMBEDDED_BROKER_BIND": ("0.0.0.0", str),
+    "OTA_EMBEDDED_BROKER_PORT": (1883, int),
+    "OTA_SECRET_KEY": (None, str),
+    # flask-mqtt's own keys. No MQTT_BROKER_URL means: run the embedded broker.
+    "MQTT_BROKER_URL": (None, str),
+    "MQTT_BROKER_PORT": (1883, int),
+    "MQTT_USERNAME": (None, str),
+    "MQTT_PASSWORD": (None, str),
+    "MQTT_KEEPALIVE": (30, int),
+    "MQTT_CLIENT_ID": (None, str),
+    "MQTT_TLS_ENABLED": (False, _bool),
+    "MQTT_TLS_CA_CERTS": (None, str),
+}
+
+
+def defaults(instance_path):
+    conf = {name: default for name, (default, _) in SETTINGS.items()}
+    conf["OTA_DATABASE"] = os.path.join(instance_path, "dcc-ota.sqlite")
+    conf["OTA_FILE_STORE"] = os.path.join(instance_path, "files")
+    return conf
+
+
+def from_environ(environ):
+    """The settings present in `environ`, parsed; ConfigError names the first bad one."""
+    found = {}
+    for name, (_, parse) in SETTINGS.items():
+        if name in environ:
+            found[name] = parse_setting(name, environ[name])
+    return found
+
+
+def parse_setting(name, raw):
+    _, parse = SETTINGS[name]
+    try:
+        return parse(raw)
+    except (TypeError, ValueError):
+        raise ConfigError("%s=%r is not valid" % (name, raw)) from None
+
+
+def finish(conf):
+    """Derived values and cross-checks, after every source has been applied."""
+    if conf["OTA_TRANSFER_TIMEOUT"] <= 0:
+        raise ConfigError("OTA_TRANSFER_TIMEOUT must be more than 0 seconds")
+    if conf["OTA_MAX_UPLOAD"] <= 0:
+        raise ConfigError("OTA_MAX_UPLOAD must be more than 0 bytes")
+    if conf["OTA_HEARTBEAT_MISSES"] < 1:
+        raise ConfigError("OTA_HEARTBEAT_MISSES must be at least 1")
+    if isinstance(conf.get("OTA_TRANSFER_PORTS"), str):
+        conf["OTA_TRANSFER_PORTS"] = parse_setting("OTA_TRANSFER_PORTS", conf["OTA_TRANSFER_PORTS"])
+    conf["MAX_CONTENT_LENGTH"] = conf["OTA_MAX_UPLOAD"] + 64 * 1024  # room for the form fields
+    if not conf.get("SECRET_KEY"):
+        conf["SECRET_KEY"] = conf["OTA_SECRET_KEY"] or secrets.token_hex(32)
+    return conf

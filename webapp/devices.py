@@ -1,0 +1,163 @@
+"""The device registry: what each device's heartbeats said, and whether it is online now."""
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+from .names import MAX_TARGET, is_device_name
+
+log = logging.getLogger(__name__)
+
+MAX_HEARTBEAT = 16 * 1024
+MAX_FILES = 256
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+DEFAULT_INTERVAL = 10
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    online: bool
+    fw: str = None
+    uptime: int = None
+    boot: int = None
+    mem_free: int = None
+    interval: int = DEFAULT_INTERVAL
+    features: tuple = ()
+    files: dict = field(default_factory=dict)
+    plugins: dict = field(default_factory=dict)
+    reason: str = None
+
+
+def _int(doc, key, lo=0, hi=2**53):
+    value = doc.get(key)
+    if value is None:
+        return None
+    # A port without an RTC sends ints; the unix port's time.time() is a float: take both.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ValueError("%s is not a number from %d to %d" % (key, lo, hi))
+    return int(value)
+
+
+def _short_str(doc, key, limit=64):
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValueError("%s is not a string of at most %d characters" % (key, limit))
+    return value
+
+
+def parse_heartbeat(payload):
+    """A Heartbeat from a `ID/status` payload; ValueError says what is wrong with it."""
+    if len(payload) > MAX_HEARTBEAT:
+        raise ValueError("heartbeat of %d bytes is over %d" % (len(payload), MAX_HEARTBEAT))
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError("heartbeat is not JSON (%s)" % exc) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("online"), bool):
+        raise ValueError("heartbeat is not an object with a boolean 'online'")
+    if not doc["online"]:
+        return Heartbeat(online=False, reason=_short_str(doc, "reason"))
+    features = doc.get("features", [])
+    if not isinstance(features, list) or len(features) > 32 or not all(
+            isinstance(f, str) and len(f) <= 32 for f in features):
+        raise ValueError("features is not a list of short strings")
+    files = doc.get("files", {})
+    if not isinstance(files, dict) or len(files) > MAX_FILES:
+        raise ValueError("files is not an object of at most %d entries" % MAX_FILES)
+    for name, digest in files.items():
+        if len(name) > MAX_TARGET or not isinstance(digest, str) or not _SHA1.fullmatch(digest):
+            raise ValueError("files has a bad entry: %r" % name[:80])
+    plugins = doc.get("plugins", {})
+    if not isinstance(plugins, dict) or not all(
+            is_device_name(k) and isinstance(v, dict) for k, v in plugins.items()):
+        raise ValueError("plugins is not an object of named state objects")
+    return Heartbeat(
+        online=True, fw=_short_str(doc, "fw", 32), uptime=_int(doc, "uptime"),
+        boot=_int(doc, "boot"), mem_free=_int(doc, "mem_free"),
+        interval=_int(doc, "interval", 1, 86400) or DEFAULT_INTERVAL,
+        features=tuple(features), files=files, plugins=plugins)
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    online: bool
+    last_seen: float
+    first_seen: float
+    uptime: int
+    boot: int
+    mem_free: int
+    fw: str
+    interval: int
+    features: tuple
+    files: dict
+    plugins: dict
+    note: str
+
+    @property
+    def extended(self):
+        """Whether it takes the extended trigger (size and one-time token)."""
+        return "ext" in self.features
+
+    def to_dict(self):
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["features"] = list(self.features)
+        return d
+
+
+def _device(row, misses, now):
+    interval = row["interval"] or DEFAULT_INTERVAL
+    # Brokers do not always deliver a last will (amqtt never does for a silent client), so a
+    # device that missed `misses` heartbeats is offline whatever its last message said.
+    fresh = now - row["last_seen"] <= interval * misses + 1
+    return Device(
+        name=row["name"], online=bool(row["online"]) and fresh, last_seen=row["last_seen"],
+        first_seen=row["first_seen"], uptime=row["uptime"], boot=row["boot"],
+        mem_free=row["mem_free"], fw=row["fw"], interval=interval,
+        features=tuple(json.loads(row["features"])), files=json.loads(row["files"]),
+        plugins=json.loads(row["plugins"]),
+        note=row["note"] if fresh or not row["online"] else "missed %d heartbeats" % misses)
+
+
+class Registry:
+    def __init__(self, misses=3):
+        self.misses = misses
+
+    def record(self, db, name, hb, now=None):
+        now = time.time() if now is None else now
+        if not hb.online:
+            # A last will or a reboot notice: keep what the device last told us.
+            db.execute(
+                "INSERT INTO devices (name, online, first_seen, last_seen, note) VALUES (?,0,?,?,?)"
+                " ON CONFLICT (name) DO UPDATE SET online = 0, note = excluded.note",
+                (name, now, now, hb.reason))
+            return
+        db.execute(
+            "INSERT INTO devices (name, online, first_seen, last_seen, uptime, boot, mem_free, fw,"
+            " interval, features, files, plugins, note) VALUES (?,1,?,?,?,?,?,?,?,?,?,?,NULL)"
+            " ON CONFLICT (name) DO UPDATE SET online = 1, last_seen = excluded.last_seen,"
+            " uptime = excluded.uptime, boot = excluded.boot, mem_free = excluded.mem_free,"
+            " fw = excluded.fw, interval = excluded.interval, features = excluded.features,"
+            " files = excluded.files, plugins = excluded.plugins, note = NULL",
+            (name, now, now, hb.uptime, hb.boot, hb.mem_free, hb.fw, hb.interval,
+             json.dumps(list(hb.features)), json.dumps(hb.files), json.dumps(hb.plugins)))
+
+    def record_plugin_state(self, db, name, plugin, state):
+        row = db.execute("SELECT plugins FROM devices WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return
+        plugins = json.loads(row["plugins"])
+        plugins[plugin] = state
+        db.execute("UPDATE devices SET plugins = ? WHERE name = ?", (json.dumps(plugins), name))
+
+    def get(self, db, name, now=None):
+        row = db.execute("SELECT * FROM devices WHERE name = ?", (name,)).fetchone()
+        return _device(row, self.misses, time.time() if now is None else now) if row else None
+
+    def all(self, db, now=None):
+        now = time.time() if now is None else now
+        rows = db.execute("SELECT * FROM devices ORDER BY name").fetchall()
+        return [_device(r, self.misses, now) for r in rows]

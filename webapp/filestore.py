@@ -1,0 +1,98 @@
+"""Content-addressed file store: bytes on disk under their SHA-256, metadata in SQLite."""
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+_CHUNK = 64 * 1024
+
+
+class FileTooLarge(Exception):
+    """The upload is larger than OTA_MAX_UPLOAD."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sha256: str
+    sha1: str
+    size: int
+    name: str
+    uploaded_at: float
+
+    @classmethod
+    def from_row(cls, row):
+        return cls(row["sha256"], row["sha1"], row["size"], row["name"], row["uploaded_at"])
+
+
+class FileStore:
+    def __init__(self, root, max_size):
+        self.root = root
+        self.max_size = max_size
+        os.makedirs(root, exist_ok=True)
+
+    def path(self, sha256):
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            raise ValueError("not a sha256: %r" % sha256)
+        return os.path.join(self.root, sha256)
+
+    def save(self, db, stream, name):
+        """Stream `stream` to disk while hashing it; the same bytes are stored once.
+
+        `name` is only shown to people: the bytes are found by their hash, so a hostile name
+        never becomes a path. Returns the StoredFile (the first upload's row if it existed).
+        """
+        sha1, sha256, size = hashlib.sha1(), hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > self.max_size:
+                        raise FileTooLarge("the file is larger than %d bytes" % self.max_size)
+                    sha1.update(chunk)
+                    sha256.update(chunk)
+                    out.write(chunk)
+            digest = sha256.hexdigest()
+            os.replace(tmp, self.path(digest))
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        db.execute(
+            "INSERT OR IGNORE INTO files (sha256, sha1, size, name, uploaded_at) VALUES (?,?,?,?,?)",
+            (digest, sha1.hexdigest(), size, name, time.time()),
+        )
+        return self.get(db, digest)
+
+    def get(self, db, sha256):
+        row = db.execute("SELECT * FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+        return StoredFile.from_row(row) if row else None
+
+    def find(self, db, ref):
+        """A file by full SHA-256, a unique hash prefix (either hash), or its newest name."""
+        ref = ref.strip()
+        digest = ref.lower()
+        rows = []
+        if len(digest) >= 6 and all(c in "0123456789abcdef" for c in digest):
+            rows = db.execute(
+                "SELECT * FROM files WHERE sha256 LIKE ? OR sha1 LIKE ?", (digest + "%", digest + "%")
+            ).fetchall()
+        if not rows:
+            rows = db.execute(
+                "SELECT * FROM files WHERE name = ? ORDER BY uploaded_at DESC LIMIT 1", (ref,)
+            ).fetchall()
+        return StoredFile.from_row(rows[0]) if len(rows) == 1 else None
+
+    def all(self, db):
+        rows = db.execute("SELECT * FROM files ORDER BY uploaded_at DESC").fetchall()
+        return [StoredFile.from_row(r) for r in rows]
+
+    def delete(self, db, sha256):
+        db.execute("DELETE FROM files WHERE sha256 = ?", (sha256,))
+        try:
+            os.unlink(self.path(sha256))
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,47 @@
+"""The naming rules of docs/protocol.md, shared by the CLI, the API and the MQTT handlers."""
+import re
+
+_DEVICE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_SEGMENT = re.compile(r"[^\x00-\x1f\x7f/\\|]+")
+MAX_TARGET = 64
+RESERVED = ("settings.json",)
+
+
+class BadName(ValueError):
+    """A device or file name breaks the protocol's naming rules; the message says which."""
+
+
+def is_device_name(name):
+    return isinstance(name, str) and _DEVICE.fullmatch(name) is not None
+
+
+def check_device_name(name):
+    if not is_device_name(name):
+        raise BadName("device names are 1 to 32 letters, digits, '_' or '-': %r" % name)
+    return name
+
+
+def check_target(name):
+    """A file name as it will be on the device: relative, at most one sub-folder."""
+    if not isinstance(name, str) or not name:
+        raise BadName("the file name on the device is empty")
+    if len(name) > MAX_TARGET:
+        raise BadName("the file name on the device is longer than %d characters" % MAX_TARGET)
+    if not name.isascii():
+        raise BadName("the file name on the device must be ASCII: %r" % name)
+    if name.startswith("/"):
+        raise BadName("the file name on the device must be relative, not %r" % name)
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise BadName("the file name on the device has an empty, '.' or '..' part: %r" % name)
+        if part.startswith("."):
+            raise BadName("names starting with '.' are the device's own: %r" % name)
+        if not _SEGMENT.fullmatch(part):
+            raise BadName("the file name on the device has a control character, '\\' or '|': %r"
+                          % name)
+    if len(parts) > 2:
+        raise BadName("the file name on the device may have one sub-folder at most: %r" % name)
+    if name in RESERVED:
+        raise BadName("%s holds the device's settings and is not replaced by a push" % name)
+    return name

@@ -1,0 +1,53 @@
+-- Content-addressed files: the bytes live in the file store under their SHA-256.
+CREATE TABLE IF NOT EXISTS files (
+    sha256      TEXT PRIMARY KEY,
+    sha1        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    uploaded_at REAL NOT NULL
+);
+
+-- What the last heartbeat of each device said.
+CREATE TABLE IF NOT EXISTS devices (
+    name        TEXT PRIMARY KEY,
+    online      INTEGER NOT NULL DEFAULT 0,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL,
+    uptime      INTEGER,
+    boot        INTEGER,
+    mem_free    INTEGER,
+    fw          TEXT,
+    interval    INTEGER,
+    features    TEXT NOT NULL DEFAULT '[]',
+    files       TEXT NOT NULL DEFAULT '{}',
+    plugins     TEXT NOT NULL DEFAULT '{}',
+    note        TEXT
+);
+
+CREATE TABLE IF NOT EXISTS pushes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    device      TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL REFERENCES files (sha256),
+    target      TEXT NOT NULL,
+    form        TEXT,
+    token       TEXT,
+    state       TEXT NOT NULL,
+    reason      TEXT,
+    detail      TEXT,
+    bytes_sent  INTEGER NOT NULL DEFAULT 0,
+    total       INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS pushes_device ON pushes (device, id);
+
+-- One row per step of a push, timestamped: the push's timeline.
+CREATE TABLE IF NOT EXISTS push_events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    push_id INTEGER NOT NULL REFERENCES pushes (id),
+    at      REAL NOT NULL,
+    state   TEXT NOT NULL,
+    detail  TEXT
+);
+CREATE INDEX IF NOT EXISTS push_events_push ON push_events (push_id, id);
