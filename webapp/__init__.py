@@ -1,6 +1,7 @@
 """DCC-OTA server: a Flask app that pushes files to MicroPython devices over MQTT."""
 import logging
 import os
+import secrets
 
 from flask import Flask
 
@@ -22,6 +23,8 @@ def create_app(test_config=None):
     app.config.update(config.from_environ(os.environ))
     if test_config is not None:
         app.config.update(test_config)
+    if not app.config.get("SECRET_KEY") and not app.config.get("OTA_SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(app.instance_path)
     config.finish(app.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("amqtt", "transitions"):  # the embedded broker logs every packet at INFO
@@ -34,9 +37,27 @@ def create_app(test_config=None):
         "store": FileStore(app.config["OTA_FILE_STORE"], app.config["OTA_MAX_UPLOAD"]),
     }
 
-    from . import api, cli, errors, pages
+    from . import api, cli, errors, formatting, pages
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     errors.init_app(app)
+    formatting.init_app(app)
     app.cli.add_command(cli.ota)
     return app
+
+
+def _instance_secret(instance_path):
+    """A random key made once and kept in instance/secret_key, so sessions survive restarts."""
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        with open(path) as f:
+            key = f.read().strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key

@@ -1,12 +1,17 @@
 """The JSON API under /api/: files, devices, pushes. Routes parse, call a service, answer."""
+import json
 import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .bus import BusError
 from .db import get_db
 from .errors import json_error
 from .filestore import FileTooLarge
-from .pushes import PushRejected, get_push
+from .names import is_device_name
+from .pushes import PushRejected, find_pushes, get_push
+
+MAX_COMMAND = 512
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -30,7 +35,12 @@ def health():
 
 @bp.get("/devices")
 def devices():
-    return jsonify(devices=[d.to_dict() for d in _ext()["registry"].all(get_db())], now=time.time())
+    """All devices, or with ?since=CURSOR only those that changed; poll again with `cursor`."""
+    now = time.time()
+    since = request.args.get("since", type=float)
+    registry = _ext()["registry"]
+    found = registry.all(get_db(), now) if since is None else registry.changed(get_db(), since, now)
+    return jsonify(devices=[d.to_dict() for d in found], cursor=now)
 
 
 @bp.get("/devices/<name>")
@@ -41,9 +51,37 @@ def device(name):
     return jsonify(d.to_dict())
 
 
+@bp.post("/devices/<name>/plugins/<plugin>")
+def plugin_command(name, plugin):
+    """Send a command to a plugin: the JSON body goes to NAME/PLUGIN/set as it is."""
+    if not (is_device_name(name) and is_device_name(plugin)):
+        return json_error(400, "bad_name", "device and plugin names are letters, digits, _ and -")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not body:
+        return json_error(400, "bad_request", 'send a JSON object, e.g. {"led": false}')
+    payload = json.dumps(body, separators=(",", ":"))
+    if len(payload) > MAX_COMMAND:
+        return json_error(400, "too_large", "a command is at most %d bytes" % MAX_COMMAND)
+    try:
+        _services().bus.publish("%s/%s/set" % (name, plugin), payload)
+    except BusError as exc:
+        return json_error(503, "broker_unreachable", str(exc))
+    return jsonify(sent=payload), 202
+
+
 @bp.get("/files")
 def files():
-    return jsonify(files=[_file_dict(f) for f in _ext()["store"].all(get_db())])
+    db = get_db()
+    carriers = _ext()["registry"].carriers(db)
+    return jsonify(files=[dict(_file_dict(f), devices=carriers.get(f.sha1, []))
+                          for f in _ext()["store"].all(db)])
+
+
+@bp.delete("/files/<sha256>")
+def delete_file(sha256):
+    if not _ext()["store"].delete(get_db(), sha256.lower()):
+        return json_error(404, "not_found", "no stored file %s" % sha256)
+    return "", 204
 
 
 @bp.post("/files")
@@ -62,12 +100,18 @@ def upload():
 
 @bp.get("/pushes")
 def pushes():
-    limit = min(request.args.get("limit", 50, type=int), 500)
-    query, args = "SELECT id FROM pushes", []
-    if request.args.get("device"):
-        query, args = query + " WHERE device = ?", [request.args["device"]]
-    rows = get_db().execute(query + " ORDER BY id DESC LIMIT ?", args + [limit]).fetchall()
-    return jsonify(pushes=[get_push(get_db(), r["id"]) for r in rows])
+    """Newest first. Filters: device, state (done, failed, unconfirmed, active), ids=1,2;
+    since=CURSOR gives only pushes that changed; poll again with `cursor`."""
+    now = time.time()
+    try:
+        ids = [int(i) for i in request.args.get("ids", "").split(",") if i]
+    except ValueError:
+        return json_error(400, "bad_request", "ids is a comma-separated list of push ids")
+    found = find_pushes(get_db(), device=request.args.get("device"),
+                        state=request.args.get("state"), ids=ids,
+                        since=request.args.get("since", type=float),
+                        limit=min(request.args.get("limit", 50, type=int), 500))
+    return jsonify(pushes=found, cursor=now)
 
 
 @bp.get("/pushes/<int:push_id>")
@@ -87,11 +131,34 @@ def create_push():
     devices = body.get("devices") or ([body["device"]] if body.get("device") else [])
     if not devices or not all(isinstance(d, str) for d in devices):
         return json_error(400, "bad_request", "name at least one device in 'devices'")
-    services = _ext().get("services")
-    if services is None:
-        return json_error(503, "not_running", "the push service is not running in this process")
     try:
-        ids = [services.pushes.create(get_db(), d, body["file"], body.get("as")) for d in devices]
+        ids = [_services().pushes.create(get_db(), d, body["file"], body.get("as"))
+               for d in devices]
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202
+
+
+@bp.post("/pushes/<int:push_id>/retry")
+def retry_push(push_id):
+    try:
+        new_id = _services().pushes.retry(get_db(), push_id)
+    except PushRejected as exc:
+        return json_error(400, "rejected", str(exc))
+    return jsonify(pushes=[new_id]), 202
+
+
+class NotRunning(Exception):
+    """The services (MQTT, pushes) are not running in this process."""
+
+
+def _services():
+    services = _ext().get("services")
+    if services is None:
+        raise NotRunning()
+    return services
+
+
+@bp.errorhandler(NotRunning)
+def _not_running(_exc):
+    return json_error(503, "not_running", "the push service is not running in this process")

@@ -131,19 +131,22 @@ class Registry:
         if not hb.online:
             # A last will or a reboot notice: keep what the device last told us.
             db.execute(
-                "INSERT INTO devices (name, online, first_seen, last_seen, note) VALUES (?,0,?,?,?)"
-                " ON CONFLICT (name) DO UPDATE SET online = 0, note = excluded.note",
-                (name, now, now, hb.reason))
+                "INSERT INTO devices (name, online, first_seen, last_seen, note, updated_at)"
+                " VALUES (?,0,?,?,?,?) ON CONFLICT (name) DO UPDATE SET online = 0,"
+                " note = excluded.note, updated_at = excluded.updated_at",
+                (name, now, now, hb.reason, now))
             return
         db.execute(
             "INSERT INTO devices (name, online, first_seen, last_seen, uptime, boot, mem_free, fw,"
-            " interval, features, files, plugins, note) VALUES (?,1,?,?,?,?,?,?,?,?,?,?,NULL)"
+            " interval, features, files, plugins, note, updated_at)"
+            " VALUES (?,1,?,?,?,?,?,?,?,?,?,?,NULL,?)"
             " ON CONFLICT (name) DO UPDATE SET online = 1, last_seen = excluded.last_seen,"
             " uptime = excluded.uptime, boot = excluded.boot, mem_free = excluded.mem_free,"
             " fw = excluded.fw, interval = excluded.interval, features = excluded.features,"
-            " files = excluded.files, plugins = excluded.plugins, note = NULL",
+            " files = excluded.files, plugins = excluded.plugins, note = NULL,"
+            " updated_at = excluded.updated_at",
             (name, now, now, hb.uptime, hb.boot, hb.mem_free, hb.fw, hb.interval,
-             json.dumps(list(hb.features)), json.dumps(hb.files), json.dumps(hb.plugins)))
+             json.dumps(list(hb.features)), json.dumps(hb.files), json.dumps(hb.plugins), now))
 
     def record_plugin_state(self, db, name, plugin, state):
         row = db.execute("SELECT plugins FROM devices WHERE name = ?", (name,)).fetchone()
@@ -151,7 +154,8 @@ class Registry:
             return
         plugins = json.loads(row["plugins"])
         plugins[plugin] = state
-        db.execute("UPDATE devices SET plugins = ? WHERE name = ?", (json.dumps(plugins), name))
+        db.execute("UPDATE devices SET plugins = ?, updated_at = ? WHERE name = ?",
+                   (json.dumps(plugins), time.time(), name))
 
     def get(self, db, name, now=None):
         row = db.execute("SELECT * FROM devices WHERE name = ?", (name,)).fetchone()
@@ -160,4 +164,20 @@ class Registry:
     def all(self, db, now=None):
         now = time.time() if now is None else now
         rows = db.execute("SELECT * FROM devices ORDER BY name").fetchall()
+        return [_device(r, self.misses, now) for r in rows]
+
+    def carriers(self, db):
+        """sha1 -> names of the devices reporting a file with that hash."""
+        found = {}
+        for d in self.all(db):
+            for digest in set(d.files.values()):
+                found.setdefault(digest, []).append(d.name)
+        return found
+
+    def changed(self, db, since, now):
+        """Devices whose row changed after `since`, or that went stale in (since, now]."""
+        rows = db.execute(
+            "SELECT * FROM devices WHERE updated_at > ? OR (online = 1 AND"
+            " last_seen + interval * ? + 1 > ? AND last_seen + interval * ? + 1 <= ?)"
+            " ORDER BY name", (since, self.misses, since, self.misses, now)).fetchall()
         return [_device(r, self.misses, now) for r in rows]

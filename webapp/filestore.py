@@ -61,15 +61,22 @@ class FileStore:
         except BaseException:
             os.unlink(tmp)
             raise
+        now = time.time()
+        # A file deleted before comes back as new: same row, fresh name and date.
         db.execute(
-            "INSERT OR IGNORE INTO files (sha256, sha1, size, name, uploaded_at) VALUES (?,?,?,?,?)",
-            (digest, sha1.hexdigest(), size, name, time.time()),
+            "INSERT INTO files (sha256, sha1, size, name, uploaded_at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (sha256) DO UPDATE SET name = excluded.name,"
+            " uploaded_at = excluded.uploaded_at, deleted_at = NULL"
+            " WHERE files.deleted_at IS NOT NULL",
+            (digest, sha1.hexdigest(), size, name, now),
         )
         return self.get(db, digest)
 
-    def get(self, db, sha256):
+    def get(self, db, sha256, deleted=False):
         row = db.execute("SELECT * FROM files WHERE sha256 = ?", (sha256,)).fetchone()
-        return StoredFile.from_row(row) if row else None
+        if row is None or (row["deleted_at"] is not None and not deleted):
+            return None
+        return StoredFile.from_row(row)
 
     def find(self, db, ref):
         """A file by full SHA-256, a unique hash prefix (either hash), or its newest name."""
@@ -78,21 +85,28 @@ class FileStore:
         rows = []
         if len(digest) >= 6 and all(c in "0123456789abcdef" for c in digest):
             rows = db.execute(
-                "SELECT * FROM files WHERE sha256 LIKE ? OR sha1 LIKE ?", (digest + "%", digest + "%")
+                "SELECT * FROM files WHERE (sha256 LIKE ? OR sha1 LIKE ?) AND deleted_at IS NULL",
+                (digest + "%", digest + "%")
             ).fetchall()
         if not rows:
             rows = db.execute(
-                "SELECT * FROM files WHERE name = ? ORDER BY uploaded_at DESC LIMIT 1", (ref,)
+                "SELECT * FROM files WHERE name = ? AND deleted_at IS NULL"
+                " ORDER BY uploaded_at DESC LIMIT 1", (ref,)
             ).fetchall()
         return StoredFile.from_row(rows[0]) if len(rows) == 1 else None
 
     def all(self, db):
-        rows = db.execute("SELECT * FROM files ORDER BY uploaded_at DESC").fetchall()
+        rows = db.execute("SELECT * FROM files WHERE deleted_at IS NULL"
+                          " ORDER BY uploaded_at DESC").fetchall()
         return [StoredFile.from_row(r) for r in rows]
 
     def delete(self, db, sha256):
-        db.execute("DELETE FROM files WHERE sha256 = ?", (sha256,))
-        try:
-            os.unlink(self.path(sha256))
-        except FileNotFoundError:
-            pass
+        """Remove the bytes; the row stays (marked deleted) for the push history."""
+        cur = db.execute("UPDATE files SET deleted_at = ? WHERE sha256 = ? AND deleted_at IS NULL",
+                         (time.time(), sha256))
+        if cur.rowcount:
+            try:
+                os.unlink(self.path(sha256))
+            except FileNotFoundError:
+                pass
+        return bool(cur.rowcount)

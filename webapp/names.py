@@ -2,7 +2,7 @@
 import re
 
 _DEVICE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_SEGMENT = re.compile(r"[^\x00-\x1f\x7f/\\|]+")
+_SEGMENT = re.compile(r"[^\x00-\x20\x7f/\\|]+")
 MAX_TARGET = 64
 RESERVED = ("settings.json",)
 
@@ -38,8 +38,8 @@ def check_target(name):
         if part.startswith("."):
             raise BadName("names starting with '.' are the device's own: %r" % name)
         if not _SEGMENT.fullmatch(part):
-            raise BadName("the file name on the device has a control character, '\\' or '|': %r"
-                          % name)
+            raise BadName("the file name on the device has a space, a control character, '\\' "
+                          "or '|': %r" % name)
     if len(parts) > 2:
         raise BadName("the file name on the device may have one sub-folder at most: %r" % name)
     if name in RESERVED:

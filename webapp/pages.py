@@ -1,13 +1,122 @@
-"""Browser pages."""
-from flask import Blueprint, current_app, render_template
+"""Browser pages. Each works without JavaScript; the scripts in static/js make them live."""
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
 
 from .db import get_db
+from .filestore import FileTooLarge
+from .pushes import FINAL, PushRejected, find_pushes
 
 bp = Blueprint("pages", __name__)
+
+OUTCOMES = ("done", "failed", "unconfirmed", "active")
+
+
+def _ext():
+    return current_app.extensions["dcc_ota"]
+
+
+def _services():
+    services = _ext().get("services")
+    if services is None:
+        abort(503, "the push service is not running in this process")
+    return services
 
 
 @bp.get("/")
 def devices():
-    ext = current_app.extensions["dcc_ota"]
-    return render_template("pages/devices.html", devices=ext["registry"].all(get_db()),
-                           files=ext["store"].all(get_db()))
+    return render_template("pages/devices.html", devices=_ext()["registry"].all(get_db()))
+
+
+@bp.get("/files")
+def files():
+    db = get_db()
+    return render_template("pages/files.html", files=_ext()["store"].all(db),
+                           carriers=_ext()["registry"].carriers(db),
+                           max_upload=current_app.config["OTA_MAX_UPLOAD"])
+
+
+@bp.post("/files")
+def upload():
+    """The form's own upload, for browsers without JavaScript."""
+    stored = []
+    for upload in request.files.getlist("file"):
+        if upload.filename:
+            try:
+                stored.append(_ext()["store"].save(get_db(), upload.stream, upload.filename))
+            except FileTooLarge as exc:
+                flash("%s was not stored: %s" % (upload.filename, exc), "error")
+    if stored:
+        flash("Stored %s." % ", ".join(f.name for f in stored), "ok")
+    elif not request.files.getlist("file"):
+        flash("Choose one or more files first.", "error")
+    return redirect(url_for(".files"))
+
+
+@bp.post("/files/<sha256>/delete")
+def delete_file(sha256):
+    f = _ext()["store"].get(get_db(), sha256)
+    if f is None or not _ext()["store"].delete(get_db(), sha256):
+        flash("That file is already gone.", "error")
+    else:
+        flash("Deleted %s." % f.name, "ok")
+    return redirect(url_for(".files"))
+
+
+@bp.get("/push")
+def push_form():
+    db = get_db()
+    return render_template("pages/push.html", files=_ext()["store"].all(db),
+                           devices=_ext()["registry"].all(db),
+                           chosen_file=request.args.get("file"),
+                           chosen_devices=request.args.getlist("device"))
+
+
+@bp.post("/push")
+def push():
+    db = get_db()
+    devices = request.form.getlist("device")
+    if not devices:
+        flash("Pick at least one device.", "error")
+        return redirect(url_for(".push_form", file=request.form.get("file")))
+    try:
+        ids = [_services().pushes.create(db, d, request.form.get("file", ""),
+                                         request.form.get("target") or None) for d in devices]
+    except PushRejected as exc:
+        flash("Not pushed: %s" % exc, "error")
+        return redirect(url_for(".push_form", file=request.form.get("file"), device=devices))
+    flash("Pushing to %s." % ", ".join(devices), "ok")
+    return redirect(url_for(".timeline", ids=",".join(map(str, ids))))
+
+
+@bp.get("/pushes/<ids>")
+def timeline(ids):
+    try:
+        wanted = [int(i) for i in ids.split(",")][:50]
+    except ValueError:
+        abort(404)
+    pushes = find_pushes(get_db(), ids=wanted, limit=len(wanted))
+    if not pushes:
+        abort(404, "no such push")
+    return render_template("pages/timeline.html", pushes=pushes, ids=ids, final=FINAL)
+
+
+@bp.post("/pushes/<int:push_id>/retry")
+def retry(push_id):
+    try:
+        new_id = _services().pushes.retry(get_db(), push_id)
+    except PushRejected as exc:
+        flash("Not retried: %s" % exc, "error")
+        return redirect(url_for(".timeline", ids=push_id))
+    flash("Retrying push %d as push %d." % (push_id, new_id), "ok")
+    return redirect(url_for(".timeline", ids=new_id))
+
+
+@bp.get("/history")
+def history():
+    device = request.args.get("device") or None
+    outcome = request.args.get("outcome") if request.args.get("outcome") in OUTCOMES else None
+    db = get_db()
+    devices = [r["device"] for r in db.execute("SELECT DISTINCT device FROM pushes ORDER BY 1")]
+    return render_template("pages/history.html", device=device, outcome=outcome,
+                           devices=devices, outcomes=OUTCOMES,
+                           pushes=find_pushes(db, device=device, state=outcome, limit=200))

@@ -4,6 +4,8 @@ queued → trigger_sent → connected → transferring → sent → verified →
 A device that sends no confirmation (the seed's firmware) ends in `unconfirmed` once it has
 the bytes. Every step is a timestamped row in push_events: the push's timeline.
 """
+import collections
+import contextlib
 import json
 import logging
 import queue
@@ -67,15 +69,16 @@ class _Run:
         self.events = queue.Queue()
         self.finished = threading.Event()
         self.last_progress = 0.0
+        self.cancelled = None     # (reason, detail) once cancelled
 
 
 class PushService:
     def __init__(self, app, bus, registry, store):
         self.app, self.bus, self.registry, self.store = app, bus, registry, store
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._runs = {}           # push id -> _Run, until it ends
         self._active = {}         # device -> the _Run talking to it now
-        self._device_locks = {}   # device -> Lock: one push at a time per device
+        self._queues = {}         # device -> push ids in order: one push at a time, FIFO
         self._threads = []
         self._stopping = False
 
@@ -103,12 +106,23 @@ class PushService:
         run = _Run(push_id, device, stored, target)
         with self._lock:
             self._runs[push_id] = run
-            self._device_locks.setdefault(device, threading.Lock())
+            self._queues.setdefault(device, collections.deque()).append(push_id)
         thread = threading.Thread(target=self._thread, args=(run,), name="push-%d" % push_id,
                                   daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return push_id
+
+    def retry(self, db, push_id):
+        """Push the same file to the same device under the same name again."""
+        row = db.execute("SELECT device, file_sha256, target FROM pushes WHERE id = ?",
+                         (push_id,)).fetchone()
+        if row is None:
+            raise PushRejected("no push %d" % push_id)
+        stored = self.store.get(db, row["file_sha256"])
+        if stored is None:
+            raise PushRejected("the file of push %d was deleted; upload it again" % push_id)
+        return self.create(db, row["device"], stored, row["target"])
 
     def wait(self, push_id, timeout=None):
         """Block until the push ends (or timeout); True if it ended."""
@@ -119,7 +133,10 @@ class PushService:
         """End a running push with `reason`, wherever it is."""
         run = self._runs.get(push_id)
         if run is not None:
+            run.cancelled = (reason, detail)
             run.events.put(("cancel", (reason, detail)))
+            with self._lock:
+                self._lock.notify_all()  # wakes it if it waits for its turn
             if run.session:
                 run.session.cancel(reason, detail)
 
@@ -164,7 +181,7 @@ class PushService:
         with self.app.app_context():
             db = get_db()
             try:
-                with self._device_locks[run.device]:
+                with self._turn(run):
                     self._active[run.device] = run
                     try:
                         self._walk(db, run)
@@ -181,6 +198,24 @@ class PushService:
                 with self._lock:
                     self._runs.pop(run.id, None)
                 run.finished.set()
+
+    @contextlib.contextmanager
+    def _turn(self, run):
+        """Wait until every earlier push to the same device has ended."""
+        queue_ = self._queues[run.device]
+        with self._lock:
+            while queue_[0] != run.id:
+                if run.cancelled:
+                    queue_.remove(run.id)
+                    self._lock.notify_all()
+                    raise TransferError(*run.cancelled)
+                self._lock.wait(1.0)
+        try:
+            yield
+        finally:
+            with self._lock:
+                queue_.popleft()
+                self._lock.notify_all()
 
     def _walk(self, db, run):
         cfg = self.app.config
@@ -281,12 +316,44 @@ class PushService:
         log.info("push %d to %s: %s %s", run.id, run.device, state, text or "")
 
 
+def find_pushes(db, device=None, state=None, ids=(), since=None, limit=50):
+    """Pushes newest first, each with its file's name and SHA-1 and its timeline."""
+    where, args = [], []
+    if device:
+        where.append("p.device = ?")
+        args.append(device)
+    if state == "active":
+        where.append("p.state NOT IN (%s)" % ",".join("?" * len(FINAL)))
+        args += FINAL
+    elif state:
+        where.append("p.state = ?")
+        args.append(state)
+    if ids:
+        where.append("p.id IN (%s)" % ",".join("?" * len(ids)))
+        args += list(ids)
+    if since is not None:
+        where.append("p.updated_at > ?")
+        args.append(since)
+    rows = db.execute(
+        "SELECT p.*, f.name AS file_name, f.sha1 AS file_sha1 FROM pushes p"
+        " JOIN files f ON f.sha256 = p.file_sha256"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY p.id DESC LIMIT ?", args + [limit]).fetchall()
+    pushes = []
+    for row in rows:
+        push = dict(row)
+        push.pop("token")  # a live one-time secret: never shown
+        push["events"] = []
+        pushes.append(push)
+    if pushes:
+        by_id = {p["id"]: p for p in pushes}
+        for e in db.execute("SELECT push_id, at, state, detail FROM push_events WHERE push_id IN"
+                            " (%s) ORDER BY id" % ",".join("?" * len(by_id)), list(by_id)):
+            by_id[e["push_id"]]["events"].append({"at": e["at"], "state": e["state"],
+                                                  "detail": e["detail"]})
+    return pushes
+
+
 def get_push(db, push_id):
-    row = db.execute("SELECT * FROM pushes WHERE id = ?", (push_id,)).fetchone()
-    if row is None:
-        return None
-    push = dict(row)
-    push.pop("token")
-    push["events"] = [dict(e) for e in db.execute(
-        "SELECT at, state, detail FROM push_events WHERE push_id = ? ORDER BY id", (push_id,))]
-    return push
+    found = find_pushes(db, ids=[push_id], limit=1)
+    return found[0] if found else None

@@ -4,7 +4,9 @@ CREATE TABLE IF NOT EXISTS files (
     sha1        TEXT NOT NULL,
     size        INTEGER NOT NULL,
     name        TEXT NOT NULL,
-    uploaded_at REAL NOT NULL
+    uploaded_at REAL NOT NULL,
+    -- Deleting a file removes its bytes but keeps the row, so push history still names it.
+    deleted_at  REAL
 );
 
 -- What the last heartbeat of each device said.
@@ -21,7 +23,9 @@ CREATE TABLE IF NOT EXISTS devices (
     features    TEXT NOT NULL DEFAULT '[]',
     files       TEXT NOT NULL DEFAULT '{}',
     plugins     TEXT NOT NULL DEFAULT '{}',
-    note        TEXT
+    note        TEXT,
+    -- When anything above last changed: the cursor of the live device list.
+    updated_at  REAL NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS pushes (
@@ -41,6 +45,7 @@ CREATE TABLE IF NOT EXISTS pushes (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS pushes_device ON pushes (device, id);
+CREATE INDEX IF NOT EXISTS pushes_updated ON pushes (updated_at);
 
 -- One row per step of a push, timestamped: the push's timeline.
 CREATE TABLE IF NOT EXISTS push_events (

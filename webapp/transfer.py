@@ -2,7 +2,6 @@
 import errno
 import hmac
 import logging
-import os
 import random
 import socket
 import time

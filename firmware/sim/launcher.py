@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 RESET_EXIT_CODE = 99  # keep equal to shims/machine.py
@@ -115,6 +114,12 @@ class SimDevice:
         if self._log:
             self._log.close()
             self._log = None
+
+    @property
+    def pid(self):
+        """The running micropython process's pid (None between boots)."""
+        with self._lock:
+            return self._proc.pid if self._proc and self._proc.poll() is None else None
 
     def log_text(self):
         try:

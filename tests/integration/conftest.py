@@ -1,4 +1,5 @@
 """Fixtures for the server against a real mosquitto and real simulated MicroPython devices."""
+import contextlib
 import os
 import secrets
 import shutil
@@ -6,6 +7,7 @@ import shutil
 import pytest
 
 from dcc_sim.launcher import SimDevice
+from tests.support.devices import MqttWatcher, heartbeat_pred
 from tests.support.waiting import wait_until
 from webapp import create_app
 from webapp.db import get_db
@@ -53,9 +55,10 @@ def devices(mosquitto, tmp_path):
     """Start simulated devices: devices(name, heap='38wK') -> a running SimDevice."""
     started = []
 
-    def start(name, heap="38wK", flash=None, **kw):
-        dev = SimDevice(name, flash or tmp_path / "flash" / name, broker_port=mosquitto.port,
-                        heap=heap, heartbeat=HEARTBEAT_S, **kw)
+    def start(name, heap="38wK", flash=None, broker_port=None, **kw):
+        dev = SimDevice(name, flash or tmp_path / "flash" / name,
+                        broker_port=broker_port or mosquitto.port, heap=heap,
+                        heartbeat=HEARTBEAT_S, **kw)
         started.append(dev)
         return dev.start()
     yield start
@@ -78,3 +81,24 @@ def push_row(app, push_id):
     from webapp.pushes import get_push
     with app.app_context():
         return get_push(get_db(), push_id)
+
+
+@pytest.fixture(scope="module")
+def watcher(mosquitto):
+    """Every message on the broker, recorded, for the tests of one module."""
+    with MqttWatcher(mosquitto.port) as w:
+        yield w
+
+
+@contextlib.contextmanager
+def running_device(name, mosquitto, watcher, tmp_path_factory):
+    """A device that has sent its first heartbeat; its log must hold no traceback at the end."""
+    dev = SimDevice(name, tmp_path_factory.mktemp("sim") / name, broker_port=mosquitto.port,
+                    heartbeat=HEARTBEAT_S)
+    dev.seed().start()
+    try:
+        watcher.wait_json(name + "/status", heartbeat_pred(), timeout=20)
+        yield dev
+    finally:
+        dev.stop()
+    assert "Traceback" not in dev.log_text(), dev.log_text()

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from dcc_sim.launcher import FIRMWARE_DIR, SimDevice
-from tests.support.devices import (MqttWatcher, OneShotSender, flash_listing,
+from tests.integration.conftest import running_device
+from tests.support.files import padded_main_py
+from tests.support.devices import (OneShotSender, flash_listing,
                                    heartbeat_pred)
 
 pytestmark = pytest.mark.integration
@@ -14,36 +15,9 @@ DEV = "ota-dev"
 
 
 @pytest.fixture(scope="module")
-def watcher(mosquitto):
-    with MqttWatcher(mosquitto.port) as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
 def device(mosquitto, watcher, tmp_path_factory):
-    root = tmp_path_factory.mktemp("sim")
-    dev = SimDevice(DEV, root / DEV, broker_port=mosquitto.port, heartbeat=2)
-    dev.seed().start()
-    try:
-        watcher.wait_json(DEV + "/status", heartbeat_pred(), timeout=20)
+    with running_device(DEV, mosquitto, watcher, tmp_path_factory) as dev:
         yield dev
-    finally:
-        dev.stop()
-    assert "Traceback" not in dev.log_text(), dev.log_text()
-
-
-def big_main_py(size=3800):
-    """A real, runnable main.py (the firmware's own) padded with comments to size bytes."""
-    src = (FIRMWARE_DIR / "main.py").read_bytes()
-    lines = [src]
-    n = len(src)
-    i = 0
-    while n < size:
-        line = b"# padding line %04d: the night lamp LED stays off from now on.\n" % i
-        lines.append(line)
-        n += len(line)
-        i += 1
-    return b"".join(lines)[:size - 1] + b"\n"
 
 
 def online_after(watcher, mark):
@@ -62,7 +36,7 @@ def push(watcher, data, name, mode="ext", serve=None, **trig):
 
 
 def test_push_main_py_reboots_with_new_file(device, watcher):
-    data = big_main_py()
+    data = padded_main_py(3800)
     assert len(data) == 3800
     sha1 = hashlib.sha1(data).hexdigest()
     boots = device.boots
@@ -99,7 +73,7 @@ def test_legacy_trigger_into_new_subfolder(device, watcher):
     (lambda d: d + b"# extra\n", "size mismatch"),
 ])
 def test_bad_stream_fails_and_keeps_old_file(device, watcher, serve, reason):
-    data = big_main_py(2500)
+    data = padded_main_py(2500)
     before = (device.flash_dir / "main.py").read_bytes()
     boots = device.boots
     final, states, mark = push(watcher, data, "main.py", serve=serve(data))

@@ -217,6 +217,13 @@ def heartbeat_pred(**fields):
     return lambda d: d.get("online") is True and all(d.get(k) == v for k, v in fields.items())
 
 
+def set_input_pins(flash_dir, levels):
+    """Hold simulated input pins at levels ({"0": 0} = GPIO0 low = button pressed)."""
+    tmp = flash_dir / ".sim_pins.json.tmp"
+    tmp.write_text(json.dumps({str(k): v for k, v in levels.items()}))
+    tmp.replace(flash_dir / ".sim_pins.json")  # atomic: the device never reads half a file
+
+
 def flash_listing(flash_dir):
     """{relative name: bytes} of every file on a simulated flash, dot-files included."""
     out = {}

@@ -29,10 +29,10 @@ def wait_port(host, port, deadline_s=10.0):
 class Mosquitto:
     """Starts `mosquitto` with its own config: loopback only, anonymous, TCP_NODELAY."""
 
-    def __init__(self, nodelay=True):
+    def __init__(self, nodelay=True, port=None):
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.nodelay = nodelay
-        self.port = None
+        self.port = port
         self.proc = None
         self._dir = None
 
@@ -40,7 +40,7 @@ class Mosquitto:
         if not Path(self.binary).exists():
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
         self._dir = tempfile.TemporaryDirectory(prefix="mosq-")
-        self.port = free_port()
+        self.port = self.port or free_port()
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(
             "listener %d 127.0.0.1\n"

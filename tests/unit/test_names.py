@@ -13,6 +13,7 @@ def test_good_targets(name):
     ("a/b/c.py", "one sub-folder"), ("settings.json", "settings"), (".ota.part", "'.'"),
     ("lib/.hidden", "'.'"), ("ma\nin.py", "control"), ("a|b", "'|'"), ("a\\b", "'\\\\'"),
     ("固件.bin", "ASCII"), ("x" * 65, "longer"), ("lib//x.py", "empty"),
+    ("my file.py", "space"),
 ])
 def test_hostile_targets_are_refused_with_the_reason(name, why):
     with pytest.raises(BadName, match=why):

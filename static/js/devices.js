@@ -1,0 +1,97 @@
+// The devices page: live cards from /api/devices?since=, and plugin switches that send a
+// command and then show what the device reports back (not what was clicked).
+"use strict";
+
+(() => {
+  const root = document.getElementById("devices");
+  if (!root) return;
+  const { el, poll, send, size, ago, duration } = window.DccLive;
+  const lastSeen = new Map(); // device name -> [last_seen, note]
+
+  function card(name) {
+    for (const c of root.querySelectorAll("[data-device]")) {
+      if (c.dataset.device === name) return c;
+    }
+    const pushUrl = new URL(root.dataset.pushUrl, location.href);
+    pushUrl.searchParams.set("device", name);
+    const c = el("article", { class: "card device", "data-device": name },
+      el("header", {}, el("h2", {}, name), el("span", { class: "badge", "data-field": "state" })),
+      el("dl", {},
+        el("dt", {}, "Last seen"), el("dd", { "data-field": "last_seen" }),
+        el("dt", {}, "Uptime"), el("dd", { "data-field": "uptime" }),
+        el("dt", {}, "Boot count"), el("dd", { "data-field": "boot" }),
+        el("dt", {}, "Free memory"), el("dd", { "data-field": "mem_free" }),
+        el("dt", {}, "Firmware"), el("dd", { "data-field": "fw" })),
+      el("details", {}, el("summary", {}, "Files"), el("ul", { class: "files", "data-field": "files" })),
+      el("div", { class: "plugins", "data-field": "plugins" }),
+      el("p", {}, el("a", { href: pushUrl.pathname + pushUrl.search }, "Push a file to " + name)));
+    root.append(c);
+    document.getElementById("devices-empty").hidden = true;
+    return c;
+  }
+
+  function field(c, name) {
+    return c.querySelector(`[data-field="${name}"]`);
+  }
+
+  function render(d) {
+    const c = card(d.name);
+    c.classList.toggle("online", d.online);
+    c.classList.toggle("offline", !d.online);
+    field(c, "state").textContent = d.online ? "online" : "offline";
+    lastSeen.set(d.name, [d.last_seen, d.note]);
+    field(c, "uptime").textContent = duration(d.uptime);
+    field(c, "boot").textContent = d.boot === null ? "–" : String(d.boot);
+    field(c, "mem_free").textContent = size(d.mem_free);
+    field(c, "fw").textContent = d.fw || "–";
+    const files = Object.keys(d.files).sort();
+    c.querySelector("summary").textContent = `Files (${files.length})`;
+    field(c, "files").replaceChildren(...files.map((n) =>
+      el("li", {}, el("code", {}, n), " ", el("span", { class: "hash" }, d.files[n].slice(0, 10)))));
+    field(c, "plugins").replaceChildren(...Object.keys(d.plugins).sort().map((p) =>
+      plugin(d.name, p, d.plugins[p])));
+    tickAges();
+  }
+
+  function plugin(device, name, state) {
+    const box = el("fieldset", { class: "plugin" }, el("legend", {}, name));
+    for (const key of Object.keys(state).sort()) {
+      const v = state[key];
+      if (typeof v === "boolean") {
+        box.append(el("button", {
+          type: "button", class: "switch", role: "switch", "aria-checked": String(v),
+          "data-device": device, "data-plugin": name, "data-key": key,
+        }, key));
+      } else {
+        box.append(el("span", { class: "state" }, `${key}: ${JSON.stringify(v)}`));
+      }
+    }
+    return box;
+  }
+
+  function tickAges() {
+    for (const [name, [ts, note]] of lastSeen) {
+      const c = card(name);
+      field(c, "last_seen").textContent = ago(ts) + (note ? ` (${note})` : "");
+    }
+  }
+
+  root.addEventListener("click", async (ev) => {
+    const sw = ev.target.closest("button.switch");
+    if (!sw) return;
+    const device = sw.dataset.device || sw.closest("[data-device]").dataset.device;
+    const url = root.dataset.commandUrl.replace("NAME", encodeURIComponent(device))
+      .replace("PLUGIN", encodeURIComponent(sw.dataset.plugin));
+    sw.setAttribute("aria-busy", "true");
+    try {
+      await send(url, "POST", { [sw.dataset.key]: sw.getAttribute("aria-checked") !== "true" });
+    } catch (err) {
+      sw.removeAttribute("aria-busy");
+      sw.title = "not sent: " + err.message;
+    }
+    // The device's reported state arrives through the poll and redraws the switch.
+  });
+
+  poll(root.dataset.pollUrl, (data) => data.devices.forEach(render));
+  setInterval(tickAges, 1000);
+})();

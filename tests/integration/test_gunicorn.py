@@ -1,0 +1,97 @@
+"""The server as `make run` starts it: real gunicorn, zero configuration but the ports."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.mosquitto import Mosquitto, free_port, wait_port
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def post_file(url, name, data):
+    boundary = "----dccota"
+    body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+             "Content-Type: application/octet-stream\r\n\r\n" % (boundary, name)).encode()
+            + data + ("\r\n--%s--\r\n" % boundary).encode())
+    req = urllib.request.Request(url, body, {"Content-Type": "multipart/form-data; boundary="
+                                             + boundary})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def post_json(url, doc):
+    req = urllib.request.Request(url, json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.status, json.loads(r.read())
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """Start gunicorn with the given extra environment; stopped with SIGTERM at the end."""
+    procs = []
+
+    def start(**env_over):
+        http = free_port()
+        env = dict(os.environ, OTA_HTTP_BIND="127.0.0.1:%d" % http,
+                   OTA_DATABASE=str(tmp_path / "db.sqlite"), OTA_FILE_STORE=str(tmp_path / "files"),
+                   OTA_ADVERTISE_HOST="127.0.0.1", OTA_TRANSFER_BIND="127.0.0.1",
+                   **{k: str(v) for k, v in env_over.items()})
+        log = open(tmp_path / "gunicorn.log", "wb")
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c",
+                                 "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        wait_port("127.0.0.1", http, 30)
+        return "http://127.0.0.1:%d" % http
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
+def test_zero_config_server_with_embedded_broker_pushes_through_the_api(gunicorn, devices,
+                                                                        unique):
+    broker = free_port()
+    base = gunicorn(OTA_EMBEDDED_BROKER_PORT=broker, OTA_EMBEDDED_BROKER_BIND="127.0.0.1")
+    wait_until(lambda: get(base + "/api/health")["mqtt_connected"], 20, what="MQTT up")
+    name = unique("gu")
+    dev = devices(name, broker_port=broker)
+    wait_until(lambda: any(d["name"] == name and d["online"]
+                           for d in get(base + "/api/devices")["devices"]), 20, what=name)
+    data = b"LED_ON_AT_BOOT = False\n" * 40
+
+    f = post_file(base + "/api/files", "config.py", data)["files"][0]
+    status, created = post_json(base + "/api/pushes", {"file": f["sha256"], "devices": [name]})
+    assert status == 202
+    push = wait_until(lambda: (lambda p: p if p["state"] in ("done", "failed") else None)(
+        get(base + "/api/pushes/%d" % created["pushes"][0])), 30, what="the push")
+
+    assert push["state"] == "done", push
+    assert (dev.flash_dir / "config.py").read_bytes() == data
+    device = get(base + "/api/devices/" + name)
+    assert device["files"]["config.py"] == hashlib.sha1(data).hexdigest()
+
+
+def test_a_broker_that_is_down_at_start_is_reached_once_it_is_up(gunicorn):
+    port = free_port()
+    base = gunicorn(MQTT_BROKER_URL="127.0.0.1", MQTT_BROKER_PORT=port)
+    health = get(base + "/api/health")
+    assert health["ok"] is True and health["mqtt_connected"] is False  # the worker lives on
+    with Mosquitto(port=port):
+        wait_until(lambda: get(base + "/api/health")["mqtt_connected"], 40,
+                   what="the server to connect to the late broker")
