@@ -12,6 +12,9 @@ from .names import is_device_name
 from .pushes import PushRejected, find_pushes, get_push
 
 MAX_COMMAND = 512
+# A write stamped just before a poll may commit just after it: the next poll looks back this
+# far too. Sending a row twice is harmless; missing one is not.
+CURSOR_OVERLAP = 1.0
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -40,7 +43,7 @@ def devices():
     since = request.args.get("since", type=float)
     registry = _ext()["registry"]
     found = registry.all(get_db(), now) if since is None else registry.changed(get_db(), since, now)
-    return jsonify(devices=[d.to_dict() for d in found], cursor=now)
+    return jsonify(devices=[d.to_dict() for d in found], cursor=now - CURSOR_OVERLAP)
 
 
 @bp.get("/devices/<name>")
@@ -111,7 +114,7 @@ def pushes():
                         state=request.args.get("state"), ids=ids,
                         since=request.args.get("since", type=float),
                         limit=min(request.args.get("limit", 50, type=int), 500))
-    return jsonify(pushes=found, cursor=now)
+    return jsonify(pushes=found, cursor=now - CURSOR_OVERLAP)
 
 
 @bp.get("/pushes/<int:push_id>")

@@ -36,6 +36,11 @@ def duration(s):
     return "%d h %d min" % (s // 3600, s % 3600 // 60)
 
 
+def elapsed(s):
+    """Time since the first step of a push: '+4 ms', '+1.25 s'."""
+    return "+%d ms" % round(s * 1000) if s < 1 else "+%.2f s" % s
+
+
 def clock(ts):
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "–"
 
@@ -45,3 +50,4 @@ def init_app(app):
     app.add_template_filter(ago)
     app.add_template_filter(duration)
     app.add_template_filter(clock)
+    app.add_template_filter(elapsed)

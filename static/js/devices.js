@@ -63,7 +63,8 @@
           "data-device": device, "data-plugin": name, "data-key": key,
         }, key));
       } else {
-        box.append(el("span", { class: "state" }, `${key}: ${JSON.stringify(v)}`));
+        const text = typeof v === "string" ? v : JSON.stringify(v);
+        box.append(el("span", { class: "state" }, `${key}: ${text}`));
       }
     }
     return box;

@@ -96,5 +96,9 @@ window.DccLive = (() => {
       `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
   }
 
-  return { poll, el, send, size, ago, duration, clock };
+  function elapsed(s) {
+    return s < 1 ? `+${Math.round(s * 1000)} ms` : `+${s.toFixed(2)} s`;
+  }
+
+  return { poll, el, send, size, ago, duration, clock, elapsed };
 })();

@@ -4,7 +4,7 @@
 (() => {
   const root = document.getElementById("pushes");
   if (!root) return;
-  const { el, poll, size, clock } = window.DccLive;
+  const { el, poll, size, clock, elapsed } = window.DccLive;
 
   function render(p) {
     const c = root.querySelector(`[data-push="${p.id}"]`);
@@ -16,8 +16,10 @@
     bar.max = p.total || 1;
     bar.value = p.bytes_sent;
     f("bytes").textContent = `${size(p.bytes_sent)} of ${size(p.total)}`;
-    f("events").replaceChildren(...p.events.map((e) =>
-      el("li", { class: "step-" + e.state }, el("time", {}, clock(e.at)), " ",
+    const t0 = p.events.length ? p.events[0].at : 0;
+    f("events").replaceChildren(...p.events.map((e, i) =>
+      el("li", { class: "step-" + e.state },
+        el("time", {}, i === 0 ? clock(e.at) : elapsed(e.at - t0)), " ",
         el("strong", {}, e.state), " ", e.detail || "")));
     const failed = p.state === "failed";
     const reason = f("reason");

@@ -1,21 +1,15 @@
 """The server as `make run` starts it: real gunicorn, zero configuration but the ports."""
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.support.mosquitto import Mosquitto, free_port, wait_port
+from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.server import Gunicorn
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def get(url):
@@ -43,25 +37,14 @@ def post_json(url, doc):
 @pytest.fixture
 def gunicorn(tmp_path):
     """Start gunicorn with the given extra environment; stopped with SIGTERM at the end."""
-    procs = []
+    servers = []
 
-    def start(**env_over):
-        http = free_port()
-        env = dict(os.environ, OTA_HTTP_BIND="127.0.0.1:%d" % http,
-                   OTA_DATABASE=str(tmp_path / "db.sqlite"), OTA_FILE_STORE=str(tmp_path / "files"),
-                   OTA_ADVERTISE_HOST="127.0.0.1", OTA_TRANSFER_BIND="127.0.0.1",
-                   **{k: str(v) for k, v in env_over.items()})
-        log = open(tmp_path / "gunicorn.log", "wb")
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c",
-                                 "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        wait_port("127.0.0.1", http, 30)
-        return "http://127.0.0.1:%d" % http
+    def start(**env):
+        servers.append(Gunicorn(tmp_path / ("server%d" % len(servers)), **env).start())
+        return servers[-1].url
     yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+    for server in servers:
+        server.stop()
 
 
 def test_zero_config_server_with_embedded_broker_pushes_through_the_api(gunicorn, devices,

@@ -49,3 +49,67 @@ def test_home_page_lists_devices_escaped(app, client):
             get_db(), "lamp1", parse_heartbeat(b'{"online": true, "fw": "<script>x</script>"}'))
     page = client.get("/").data
     assert b"lamp1" in page and b"<script>x" not in page and b"&lt;script&gt;" in page
+
+
+def beat(app, name, now, **fields):
+    import json
+    from webapp.db import get_db
+    from webapp.devices import parse_heartbeat
+    doc = dict({"online": True, "interval": 10}, **fields)
+    with app.app_context():
+        app.extensions["dcc_ota"]["registry"].record(get_db(), name, parse_heartbeat(
+            json.dumps(doc).encode()), now=now)
+
+
+def test_devices_since_a_cursor_returns_only_what_changed(app, client):
+    import time
+    beat(app, "old", time.time() - 5)
+    first = client.get("/api/devices").json
+    assert [d["name"] for d in first["devices"]] == ["old"]
+    beat(app, "new", time.time())
+    later = client.get("/api/devices?since=%f" % first["cursor"]).json
+    assert [d["name"] for d in later["devices"]] == ["new"]
+
+
+def test_devices_since_reports_a_device_that_went_silent(app, client):
+    import time
+    beat(app, "quiet", time.time() - 30.5, interval=10)  # offline 31 s after its heartbeat
+    first = client.get("/api/devices").json
+    assert first["devices"][0]["online"] is True
+    time.sleep(0.7)  # nothing new arrives, yet it crossed its third missed heartbeat
+    went = client.get("/api/devices?since=%f" % first["cursor"]).json["devices"]
+    assert [(d["name"], d["online"]) for d in went] == [("quiet", False)]
+
+
+class FakeBus:
+    """Unit tests only: records what would be published."""
+    def __init__(self):
+        self.sent = []
+
+    def publish(self, topic, payload, retain=False):
+        self.sent.append((topic, payload))
+
+
+def test_a_plugin_command_is_published_to_the_devices_set_topic(app, client):
+    class Services:
+        bus = FakeBus()
+    app.extensions["dcc_ota"]["services"] = Services()
+    r = client.post("/api/devices/lamp1/plugins/lamp", json={"led": True})
+    assert r.status_code == 202
+    assert Services.bus.sent == [("lamp1/lamp/set", '{"led":true}')]
+    assert client.post("/api/devices/lamp1/plugins/lamp", json=[1]).status_code == 400
+    assert client.post("/api/devices/a+b/plugins/lamp", json={"x": 1}).status_code == 400
+    big = client.post("/api/devices/lamp1/plugins/lamp", json={"x": "y" * 600})
+    assert big.status_code == 400 and big.json["error"] == "too_large"
+
+
+def test_a_deleted_file_leaves_the_list_and_its_bytes_but_can_come_back(app, client):
+    import os
+    r = client.post("/api/files", data={"file": (io.BytesIO(b"gone soon"), "tmp.py")})
+    sha256 = r.json["files"][0]["sha256"]
+    path = app.extensions["dcc_ota"]["store"].path(sha256)
+    assert client.delete("/api/files/" + sha256).status_code == 204
+    assert client.get("/api/files").json["files"] == [] and not os.path.exists(path)
+    assert client.delete("/api/files/" + sha256).status_code == 404
+    again = client.post("/api/files", data={"file": (io.BytesIO(b"gone soon"), "back.py")})
+    assert again.json["files"][0]["name"] == "back.py" and os.path.exists(path)

@@ -1,0 +1,77 @@
+"""End to end: real Chromium (Selenium) → real gunicorn → real mosquitto → simulated devices.
+
+On failure a test leaves a screenshot and the page source in tests/e2e/artifacts/.
+"""
+import secrets
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
+
+from dcc_sim.launcher import SimDevice
+from tests.support.server import Gunicorn
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+MAX_UPLOAD = 64 * 1024
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "report_" + report.when, report)
+
+
+@pytest.fixture(scope="module")
+def server(mosquitto, tmp_path_factory):
+    with Gunicorn(tmp_path_factory.mktemp("server"), MQTT_BROKER_URL="127.0.0.1",
+                  MQTT_BROKER_PORT=mosquitto.port, OTA_MAX_UPLOAD=MAX_UPLOAD,
+                  OTA_TRANSFER_TIMEOUT=5) as gunicorn:
+        yield gunicorn
+
+
+@pytest.fixture(scope="module")
+def sims(mosquitto, tmp_path_factory):
+    """Two simulated devices with names unique to this module: sims[0], sims[1]."""
+    root = tmp_path_factory.mktemp("flash")
+    tag = secrets.token_hex(2)
+    devices = [SimDevice("%s-%s" % (name, tag), root / name, broker_port=mosquitto.port,
+                         heartbeat=2).start() for name in ("hall", "porch")]
+    yield devices
+    for dev in devices:
+        dev.stop()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--window-size=1280,900"):
+        options.add_argument(flag)
+    # Service() with a path: Selenium Manager never runs, nothing is downloaded.
+    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    browser.implicitly_wait(0)
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def browser(driver, request):
+    """The shared browser; on failure, the page is saved under tests/e2e/artifacts/."""
+    yield driver
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        stem = ARTIFACTS / request.node.name.replace("/", "_")
+        driver.save_screenshot(str(stem) + ".png")
+        stem.with_suffix(".html").write_text(driver.page_source)
+
+
+def wait(browser, condition, timeout=20, what="the page"):
+    """WebDriverWait with a message that says what never happened."""
+    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(
+        lambda b: condition(b), "timed out waiting for %s" % what)

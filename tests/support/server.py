@@ -1,0 +1,56 @@
+"""The server as `make run` starts it: a real gunicorn process, for integration and e2e tests."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.mosquitto import free_port, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Gunicorn:
+    """gunicorn -c gunicorn.conf.py wsgi:app, on a free port, with its state under `state_dir`."""
+
+    def __init__(self, state_dir, **env):
+        self.state_dir = Path(state_dir)
+        self.env = env
+        self.proc = None
+        self.url = None
+
+    def start(self):
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        http = free_port()
+        env = dict(os.environ, OTA_HTTP_BIND="127.0.0.1:%d" % http,
+                   OTA_DATABASE=str(self.state_dir / "db.sqlite"),
+                   OTA_FILE_STORE=str(self.state_dir / "files"),
+                   OTA_ADVERTISE_HOST="127.0.0.1", OTA_TRANSFER_BIND="127.0.0.1")
+        env.update({k: str(v) for k, v in self.env.items()})
+        self.log = open(self.state_dir / "gunicorn.log", "wb")
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c",
+                                      "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port("127.0.0.1", http, 30)
+        self.url = "http://127.0.0.1:%d" % http
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+            self.log.close()
+
+    def log_text(self):
+        return (self.state_dir / "gunicorn.log").read_text(errors="replace")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
