@@ -24,6 +24,7 @@
         el("dt", {}, "Firmware"), el("dd", { "data-field": "fw" })),
       el("details", {}, el("summary", {}, "Files"), el("ul", { class: "files", "data-field": "files" })),
       el("div", { class: "plugins", "data-field": "plugins" }),
+      el("p", { class: "drop-status", "data-field": "drop", "aria-live": "polite" }),
       el("p", {}, el("a", { href: pushUrl.pathname + pushUrl.search }, "Push a file to " + name)));
     root.append(c);
     document.getElementById("devices-empty").hidden = true;
@@ -91,6 +92,45 @@
       sw.title = "not sent: " + err.message;
     }
     // The device's reported state arrives through the poll and redraws the switch.
+  });
+
+  // Drop a file on a card: store it, push it to that device, follow it on its timeline.
+  async function dropOn(c, file) {
+    const status = field(c, "drop");
+    try {
+      status.textContent = `uploading ${file.name}…`;
+      const form = new FormData();
+      form.append("file", file, file.name);
+      const r = await fetch(root.dataset.uploadUrl, {
+        method: "POST", body: form, headers: { Accept: "application/json" } });
+      const stored = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error(stored.message || "HTTP " + r.status);
+      status.textContent = `pushing ${file.name}…`;
+      const pushed = await send(root.dataset.pushesUrl, "POST",
+        { file: stored.files[0].sha256, devices: [c.dataset.device] });
+      location.assign(root.dataset.timelineUrl.replace("IDS", pushed.pushes.join(",")));
+    } catch (err) {
+      status.textContent = `not pushed: ${err.message}`;
+    }
+  }
+
+  root.addEventListener("dragover", (e) => {
+    const c = e.target.closest("[data-device]");
+    if (!c) return;
+    e.preventDefault();
+    c.classList.add("over");
+  });
+  root.addEventListener("dragleave", (e) => {
+    const c = e.target.closest("[data-device]");
+    if (c && !c.contains(e.relatedTarget)) c.classList.remove("over");
+  });
+  root.addEventListener("drop", (e) => {
+    const c = e.target.closest("[data-device]");
+    if (!c) return;
+    e.preventDefault();
+    c.classList.remove("over");
+    if (e.dataTransfer && e.dataTransfer.files.length === 1) dropOn(c, e.dataTransfer.files[0]);
+    else field(c, "drop").textContent = "drop one file at a time on a device";
   });
 
   poll(root.dataset.pollUrl, (data) => data.devices.forEach(render));

@@ -250,3 +250,35 @@ def test_strings_from_the_broker_are_shown_as_text(browser, server, mosquitto):
         client.publish("%s/status" % name, b"", retain=True).wait_for_publish(5)
         client.loop_stop()
         client.disconnect()
+
+
+def test_dropping_a_file_on_a_device_pushes_it_there(browser, server, sims, tmp_path):
+    dev = sims[0]
+    wait_online(browser, server, dev.name)
+    data = b"# dropped straight on the card\n"
+    path = make_file(tmp_path, "dropped.py", data)
+
+    drop_files(browser, '[data-device="%s"]' % dev.name, [path])
+
+    wait(browser, lambda b: "/pushes/" in b.current_url, what="the push's timeline")
+    push_card = browser.find_element(By.CSS_SELECTOR, "[data-push]")
+    wait(browser, lambda b: timeline_state(b, push_card) == "done", what="the push to be done")
+    assert dev.name in push_card.text and "dropped.py" in push_card.text
+    assert (dev.flash_dir / "dropped.py").read_bytes() == data
+
+
+def test_deleting_a_file_asks_first(browser, server, tmp_path):
+    digest = upload(browser, server, make_file(tmp_path, "doomed.py", b"DOOMED = 1\n"))
+    delete = '#stored tr[data-sha1="%s"] button.danger' % digest
+
+    browser.find_element(By.CSS_SELECTOR, delete).click()
+    alert = browser.switch_to.alert
+    assert alert.text == "Delete doomed.py? Devices keep their copies."
+    alert.dismiss()
+    assert digest in stored_sha1s(browser)
+
+    browser.find_element(By.CSS_SELECTOR, delete).click()
+    browser.switch_to.alert.accept()
+    wait(browser, lambda b: "Deleted doomed.py." in b.find_element(By.CSS_SELECTOR, ".flashes").text,
+         what="the deletion message")
+    assert digest not in stored_sha1s(browser)
