@@ -9,7 +9,8 @@ from .db import get_db
 from .errors import json_error
 from .filestore import FileTooLarge
 from .names import is_device_name
-from .pushes import PushRejected, find_pushes, get_push
+from .push_log import find_pushes, get_push
+from .pushes import PushRejected
 
 MAX_COMMAND = 512
 # A write stamped just before a poll may commit just after it: the next poll looks back this
@@ -127,19 +128,36 @@ def push(push_id):
 
 @bp.post("/pushes")
 def create_push():
+    """One push per device. `file` (one) or `files` (a bundle); `as` renames one file;
+    `force` allows replacing the safe-boot code."""
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("file"), str):
-        return json_error(400, "bad_request",
-                          'send JSON {"file": "<sha256>", "devices": ["name"], "as": "main.py"}')
+    usage = ('send JSON {"files": ["<sha256>", ...], "devices": ["name"]} or '
+             '{"file": "<sha256>", "as": "main.py", "devices": ["name"]}')
+    if not isinstance(body, dict):
+        return json_error(400, "bad_request", usage)
+    files = body.get("files", [body["file"]] if "file" in body else None)
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+        return json_error(400, "bad_request", usage)
     devices = body.get("devices") or ([body["device"]] if body.get("device") else [])
-    if not devices or not all(isinstance(d, str) for d in devices):
+    if not isinstance(devices, list) or not devices or not all(isinstance(d, str) for d in devices):
         return json_error(400, "bad_request", "name at least one device in 'devices'")
+    target = body.get("as") or None
+    if target is not None and not isinstance(target, str):
+        return json_error(400, "bad_request", "'as' is a file name")
+    pushes = _services().pushes
     try:
-        ids = [_services().pushes.create(get_db(), d, body["file"], body.get("as"))
-               for d in devices]
+        ids = [pushes.create(get_db(), d, files if len(files) > 1 else files[0], target,
+                             bool(body.get("force"))) for d in devices]
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202
+
+
+@bp.post("/pushes/<int:push_id>/cancel")
+def cancel_push(push_id):
+    if not _services().pushes.cancel(push_id):
+        return json_error(409, "not_running", "push %d is not running" % push_id)
+    return jsonify(cancelled=push_id), 202
 
 
 @bp.post("/pushes/<int:push_id>/retry")

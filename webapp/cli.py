@@ -14,8 +14,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .db import get_db
-from .names import BadName, check_device_name, check_target
-from .pushes import FINAL, PushRejected
+from .manifest import check_targets
+from .names import check_device_name
+from .push_log import FINAL
+from .pushes import PushRejected
 from .services import start_services, stop_services
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_UNCONFIRMED = 0, 1, 2, 3
@@ -47,38 +49,48 @@ def ota():
 
 
 @ota.command("push")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--device", "-d", required=True, help="The device id (first level of its topics).")
-@click.option("--as", "target", help="The file's name on the device (default: its own name).")
+@click.option("--as", "target", help="The file's name on the device (one file only; default: "
+                                     "its own name).")
+@click.option("--force", is_flag=True,
+              help="Allow replacing the safe-boot code (boot.py, safeboot.py): I know.")
 @click.option("--wait", is_flag=True,
-              help="Wait until the device confirms it runs the new file; exit 0 only then.")
+              help="Wait until the device confirms it runs the new files; exit 0 only then.")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the service logs too.")
 @with_appcontext
-def push_command(file, device, target, wait, timeout, verbose):
-    """Push FILE to a device.
+def push_command(files, device, target, force, wait, timeout, verbose):
+    """Push FILES to a device; several files go as one update (all or none).
 
     Exit codes: 0 sent (confirmed, with --wait), 1 the push failed, 2 a setup or usage error,
     3 delivered to a device that sends no confirmation (the seed's firmware).
     """
     _quiet_logs(verbose)
     app = current_app._get_current_object()
+    if target and len(files) > 1:
+        _die(EXIT_SETUP, "cannot push: --as names one file, and %d were given" % len(files))
     try:
         check_device_name(device)
-        target = check_target(target or os.path.basename(file))
-    except BadName as exc:
+        check_targets([target or os.path.basename(f) for f in files], force)
+    except ValueError as exc:
         _die(EXIT_SETUP, "cannot push: %s" % exc)
     db = get_db()
-    with open(file, "rb") as f:
-        stored = app.extensions["dcc_ota"]["store"].save(db, f, os.path.basename(file))
+    stored = []
+    for path in files:
+        with open(path, "rb") as f:
+            stored.append(app.extensions["dcc_ota"]["store"].save(db, f, os.path.basename(path)))
     services = _connect(app)
     try:
-        push_id = services.pushes.create(db, device, stored, target)
+        push_id = services.pushes.create(db, device, stored if len(stored) > 1 else stored[0],
+                                         target, force)
     except PushRejected as exc:
         stop_services(app)
         _die(EXIT_SETUP, "cannot push: %s" % exc)
-    click.echo("push %d: %s (%d bytes, sha1 %s) to %s as %s"
-               % (push_id, os.path.basename(file), stored.size, stored.sha1[:12], device, target))
+    click.echo("push %d: %s to %s" % (push_id, ", ".join(
+        "%s (%d bytes, sha1 %s)%s" % (os.path.basename(p), s.size, s.sha1[:12],
+                                      " as %s" % target if target else "")
+        for p, s in zip(files, stored)), device))
     try:
         state, reason, detail = _follow(db, services, push_id, wait, timeout)
     finally:

@@ -36,6 +36,12 @@ SETTINGS = {
     "OTA_TRANSFER_TIMEOUT": (30.0, float),
     # From the last byte sent until the device is back online with the new file.
     "OTA_CONFIRM_TIMEOUT": (90.0, float),
+    # A known device that is offline: how long a push waits for it to come back.
+    "OTA_OFFLINE_WAIT": (24 * 3600.0, float),
+    # Transient failures (no connection, a broken transfer) are tried again this many times,
+    # after OTA_RETRY_BACKOFF seconds, doubling each time.
+    "OTA_RETRIES": (2, int),
+    "OTA_RETRY_BACKOFF": (5.0, float),
     "OTA_MAX_UPLOAD": (16 * 1024 * 1024, int),
     "OTA_HEARTBEAT_MISSES": (3, int),
     "OTA_DATABASE": (None, str),
@@ -85,6 +91,8 @@ def finish(conf):
         raise ConfigError("OTA_TRANSFER_TIMEOUT must be more than 0 seconds")
     if conf["OTA_MAX_UPLOAD"] <= 0:
         raise ConfigError("OTA_MAX_UPLOAD must be more than 0 bytes")
+    if conf["OTA_RETRIES"] < 0 or conf["OTA_RETRY_BACKOFF"] < 0:
+        raise ConfigError("OTA_RETRIES and OTA_RETRY_BACKOFF cannot be negative")
     if conf["OTA_HEARTBEAT_MISSES"] < 1:
         raise ConfigError("OTA_HEARTBEAT_MISSES must be at least 1")
     if isinstance(conf.get("OTA_TRANSFER_PORTS"), str):

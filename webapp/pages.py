@@ -4,7 +4,9 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 
 from .db import get_db
 from .filestore import FileTooLarge
-from .pushes import FINAL, PushRejected, find_pushes
+from .manifest import PROTECTED
+from .push_log import FINAL, find_pushes
+from .pushes import PushRejected
 
 bp = Blueprint("pages", __name__)
 
@@ -67,23 +69,30 @@ def push_form():
     db = get_db()
     return render_template("pages/push.html", files=_ext()["store"].all(db),
                            devices=_ext()["registry"].all(db),
-                           chosen_file=request.args.get("file"),
-                           chosen_devices=request.args.getlist("device"))
+                           chosen_files=request.args.getlist("file"),
+                           chosen_devices=request.args.getlist("device"),
+                           protected=PROTECTED)
 
 
 @bp.post("/push")
 def push():
     db = get_db()
-    devices = request.form.getlist("device")
-    if not devices:
-        flash("Pick at least one device.", "error")
-        return redirect(url_for(".push_form", file=request.form.get("file")))
+    files, devices = request.form.getlist("file"), request.form.getlist("device")
+    again = url_for(".push_form", file=files, device=devices)
+    if not files or not devices:
+        flash("Pick at least one file and one device.", "error")
+        return redirect(again)
+    target = request.form.get("target", "").strip() or None
+    if target and len(files) > 1:
+        flash("A new name on the device is for a push of one file: clear it to push %d files "
+              "as they are named." % len(files), "error")
+        return redirect(again)
     try:
-        ids = [_services().pushes.create(db, d, request.form.get("file", ""),
-                                         request.form.get("target") or None) for d in devices]
+        ids = [_services().pushes.create(db, d, files if len(files) > 1 else files[0], target,
+                                         request.form.get("force") == "yes") for d in devices]
     except PushRejected as exc:
         flash("Not pushed: %s" % exc, "error")
-        return redirect(url_for(".push_form", file=request.form.get("file"), device=devices))
+        return redirect(again)
     flash("Pushing to %s." % ", ".join(devices), "ok")
     return redirect(url_for(".timeline", ids=",".join(map(str, ids))))
 
@@ -98,6 +107,15 @@ def timeline(ids):
     if not pushes:
         abort(404, "no such push")
     return render_template("pages/timeline.html", pushes=pushes, ids=ids, final=FINAL)
+
+
+@bp.post("/pushes/<int:push_id>/cancel")
+def cancel(push_id):
+    if _services().pushes.cancel(push_id):
+        flash("Cancelled push %d." % push_id, "ok")
+    else:
+        flash("Push %d had already ended." % push_id, "error")
+    return redirect(url_for(".timeline", ids=push_id))
 
 
 @bp.post("/pushes/<int:push_id>/retry")

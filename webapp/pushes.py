@@ -1,8 +1,10 @@
 """Push orchestration: one thread per push walks it from queued to done, or to one named failure.
 
-queued → trigger_sent → connected → transferring → sent → verified → rebooting → done
-A device that sends no confirmation (the seed's firmware) ends in `unconfirmed` once it has
-the bytes. Every step is a timestamped row in push_events: the push's timeline.
+queued → [waiting] → trigger_sent → connected → transferring → sent → verified → rebooting
+       → [online, on probation] → done
+A device that sends no confirmation (the seed's firmware) ends `unconfirmed` once it has the
+bytes. Transient failures (no connection, a broken transfer) are tried again with back-off.
+Every step is a timestamped row in push_events (push_log.py): the push's timeline.
 """
 import collections
 import contextlib
@@ -13,29 +15,33 @@ import secrets
 import threading
 import time
 
+from . import push_log
 from .bus import BusError
 from .db import get_db
-from .names import check_device_name, check_target
+from .manifest import BadPayload, Item, check_items, manifest, manifest_sha1
+from .names import check_device_name
 from .netinfo import advertise_host
 from .transfer import TransferError, TransferSession
 
 log = logging.getLogger(__name__)
 
-FINAL = ("done", "failed", "unconfirmed")
-DEVICE_STATES = ("connecting", "connected", "verified", "rebooting", "failed")
+FINAL = push_log.FINAL
+DEVICE_STATES = ("connecting", "connected", "verified", "rebooting", "failed", "confirmed",
+                 "rolled_back")
+TRANSIENT = ("no connection", "transfer broken")
 _PROGRESS_EVERY = 0.25  # seconds between progress writes to the database
 MAX_STATUS = 2048
 
 
 class PushRejected(Exception):
-    """The push cannot start: the file, the device or the name on the device is not valid."""
+    """The push cannot start: the files, the device or a name on the device is not valid."""
 
 
-def build_trigger(host, port, target, sha1, size=None, token=None):
-    """The `ID/OTA` payload: the seed's four fields, plus size and token in the extended form."""
+def build_trigger(host, port, target, sha1, size=None, token=None, extra=()):
+    """The `ID/OTA` payload: the seed's four fields; size, token and key=value fields after."""
     fields = [host, str(port), target, sha1]
     if token is not None:
-        fields += [str(size), token]
+        fields += [str(size), token] + list(extra)
     return "|".join(fields)
 
 
@@ -54,7 +60,7 @@ def parse_device_status(payload):
             raise ValueError("ota status field %r is not a string" % key)
     return {
         "state": doc["state"], "token": doc.get("token", ""),
-        "reason": doc.get("reason", "")[:64], "detail": doc.get("detail", "")[:300],
+        "reason": doc.get("reason", "")[:300], "detail": doc.get("detail", "")[:300],
         "sha1": doc.get("sha1", ""),
     }
 
@@ -62,8 +68,8 @@ def parse_device_status(payload):
 class _Run:
     """What one push thread needs to know while it runs."""
 
-    def __init__(self, push_id, device, file, target):
-        self.id, self.device, self.file, self.target = push_id, device, file, target
+    def __init__(self, push_id, device, items, force):
+        self.id, self.device, self.items, self.force = push_id, device, items, force
         self.token = None
         self.session = None
         self.events = queue.Queue()
@@ -82,63 +88,80 @@ class PushService:
         self._threads = []
         self._stopping = False
 
-    # -- starting and waiting --------------------------------------------------------------
+    # -- starting, waiting, stopping -------------------------------------------------------
 
-    def create(self, db, device, file_ref, target=None):
-        """Queue a push of a stored file to a device; returns the push id."""
+    def create(self, db, device, files, target=None, force=False):
+        """Queue a push to a device; returns its id.
+
+        `files` is one stored file or a reference to one (hash prefix or name), or a list of
+        them: several files go as one bundle, each under its own name. `target` renames a
+        single file on the device.
+        """
         try:
             check_device_name(device)
-            stored = self.store.find(db, file_ref) if isinstance(file_ref, str) else file_ref
-            if stored is None:
-                raise PushRejected("no stored file matches %r" % file_ref)
-            target = check_target(target or stored.name)
+            refs = files if isinstance(files, (list, tuple)) else [files]
+            if target is not None and len(refs) != 1:
+                raise BadPayload("a new name on the device is for a push of one file")
+            items = []
+            for ref in refs:
+                stored = self.store.find(db, ref) if isinstance(ref, str) else ref
+                if stored is None:
+                    raise BadPayload("no stored file matches %r" % ref)
+                items.append(Item(stored, target or stored.name))
+            check_items(items, force)
         except ValueError as exc:
             raise PushRejected(str(exc)) from None
+        known = self.registry.get(db, device)
+        if len(items) > 1 and known is not None and "bundle" not in known.features:
+            raise PushRejected("%s's firmware takes one file at a time; update its firmware to "
+                               "push several at once" % device)
         if self._stopping:
             raise PushRejected("the server is shutting down")
-        now = time.time()
-        cur = db.execute(
-            "INSERT INTO pushes (device, file_sha256, target, state, total, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?)", (device, stored.sha256, target, "queued", stored.size, now, now))
-        push_id = cur.lastrowid
-        db.execute("INSERT INTO push_events (push_id, at, state, detail) VALUES (?,?,?,?)",
-                   (push_id, now, "queued", "%s as %s" % (stored.name, target)))
-        run = _Run(push_id, device, stored, target)
-        with self._lock:
-            self._runs[push_id] = run
-            self._queues.setdefault(device, collections.deque()).append(push_id)
-        thread = threading.Thread(target=self._thread, args=(run,), name="push-%d" % push_id,
-                                  daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+        push_id = push_log.insert(db, device, items, force)
+        self._start(_Run(push_id, device, items, force))
         return push_id
 
     def retry(self, db, push_id):
-        """Push the same file to the same device under the same name again."""
-        row = db.execute("SELECT device, file_sha256, target FROM pushes WHERE id = ?",
-                         (push_id,)).fetchone()
+        """The same files to the same device under the same names, as a new push."""
+        row = db.execute("SELECT device, force FROM pushes WHERE id = ?", (push_id,)).fetchone()
         if row is None:
             raise PushRejected("no push %d" % push_id)
-        stored = self.store.get(db, row["file_sha256"])
-        if stored is None:
-            raise PushRejected("the file of push %d was deleted; upload it again" % push_id)
-        return self.create(db, row["device"], stored, row["target"])
+        items = self._items(db, push_id)
+        if items is None:
+            raise PushRejected("a file of push %d was deleted; upload it again" % push_id)
+        if len(items) == 1:
+            return self.create(db, row["device"], items[0].file, items[0].target, row["force"])
+        return self.create(db, row["device"], [i.file for i in items], None, row["force"])
+
+    def resume(self, db):
+        """At start: queued or waiting pushes go on; ones cut off mid-way are failed."""
+        for row in db.execute("SELECT id, device, state, force FROM pushes WHERE state NOT IN"
+                              " (%s) ORDER BY id" % ",".join("?" * len(FINAL)), FINAL).fetchall():
+            items = self._items(db, row["id"])
+            if row["state"] in ("queued", "waiting") and items is not None:
+                push_log.note(db, row["id"], "resumed", "the server restarted")
+                self._start(_Run(row["id"], row["device"], items, bool(row["force"])))
+            else:
+                push_log.finish(db, row["id"], "failed", "server stopped",
+                                "the server restarted during the push")
 
     def wait(self, push_id, timeout=None):
         """Block until the push ends (or timeout); True if it ended."""
         run = self._runs.get(push_id)
         return run.finished.wait(timeout) if run else True
 
-    def cancel(self, push_id, reason, detail=""):
-        """End a running push with `reason`, wherever it is."""
+    def cancel(self, push_id, reason="cancelled", detail="cancelled by the user"):
+        """End a running push with `reason`, wherever it is; False if it is not running."""
         run = self._runs.get(push_id)
-        if run is not None:
-            run.cancelled = (reason, detail)
-            run.events.put(("cancel", (reason, detail)))
-            with self._lock:
-                self._lock.notify_all()  # wakes it if it waits for its turn
-            if run.session:
-                run.session.cancel(reason, detail)
+        if run is None:
+            return False
+        run.cancelled = (reason, detail)
+        run.events.put(("cancel", (reason, detail)))
+        with self._lock:
+            self._lock.notify_all()  # wakes it if it waits for its turn
+        if run.session:
+            run.session.cancel(reason, detail)
+        return True
 
     def detach(self, push_id):
         """Stop waiting for a sent push's confirmation: it ends `unconfirmed`."""
@@ -152,6 +175,24 @@ class PushService:
             self.cancel(push_id, "server stopped", "the server shut down during the push")
         for thread in self._threads:
             thread.join(5)
+
+    def _start(self, run):
+        with self._lock:
+            self._runs[run.id] = run
+            self._queues.setdefault(run.device, collections.deque()).append(run.id)
+        thread = threading.Thread(target=self._thread, args=(run,), name="push-%d" % run.id,
+                                  daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _items(self, db, push_id):
+        items = []
+        for sha256, target in push_log.files_of(db, push_id):
+            stored = self.store.get(db, sha256)
+            if stored is None:
+                return None
+            items.append(Item(stored, target))
+        return items
 
     # -- messages from devices (paho's thread, inside an app context) ---------------------
 
@@ -184,20 +225,21 @@ class PushService:
                 with self._turn(run):
                     self._active[run.device] = run
                     try:
-                        self._walk(db, run)
+                        self._attempts(db, run)
                     finally:
                         self._active.pop(run.device, None)
             except TransferError as exc:
-                self._finish(db, run, "failed", exc.reason, exc.detail)
+                push_log.finish(db, run.id, "failed", exc.reason, exc.detail)
             except BusError as exc:
-                self._finish(db, run, "failed", "broker unreachable", str(exc))
+                push_log.finish(db, run.id, "failed", "broker unreachable", str(exc))
             except Exception as exc:  # the thread's boundary: never leave a push hanging
                 log.exception("push %d crashed", run.id)
-                self._finish(db, run, "failed", "server error", repr(exc))
+                push_log.finish(db, run.id, "failed", "server error", repr(exc))
             finally:
                 with self._lock:
                     self._runs.pop(run.id, None)
                 run.finished.set()
+                log.info("push %d to %s ended", run.id, run.device)
 
     @contextlib.contextmanager
     def _turn(self, run):
@@ -217,143 +259,169 @@ class PushService:
                 queue_.popleft()
                 self._lock.notify_all()
 
+    def _attempts(self, db, run):
+        cfg = self.app.config
+        retries, backoff = cfg["OTA_RETRIES"], cfg["OTA_RETRY_BACKOFF"]
+        attempt = 1
+        while True:
+            try:
+                return self._walk(db, run)
+            except TransferError as exc:
+                if exc.reason not in TRANSIENT or attempt > retries or run.cancelled:
+                    raise
+                delay = backoff * 2 ** (attempt - 1)
+                attempt += 1
+                db.execute("UPDATE pushes SET attempt = ? WHERE id = ?", (attempt, run.id))
+                push_log.note(db, run.id, "retrying", "attempt %d of %d in %gs, after %s"
+                              % (attempt, retries + 1, delay, exc))
+                self._sleep(run, delay)
+
+    def _sleep(self, run, seconds):
+        """Sleep, unless the push is cancelled meanwhile."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                kind, msg = run.events.get(timeout=left)
+            except queue.Empty:
+                return
+            if kind == "cancel":
+                raise TransferError(*msg)
+
     def _walk(self, db, run):
         cfg = self.app.config
         device = self.registry.get(db, run.device)
         if device is not None and not device.online:
-            raise TransferError("device offline", "last heard from %ds ago"
-                                % (time.time() - device.last_seen))
+            device = self._wait_online(db, run, device)
+        bundle = device is not None and "bundle" in device.features
         extended = device is not None and device.extended
+        if len(run.items) > 1 and not bundle:
+            raise TransferError("rejected", "the device's firmware takes one file at a time")
         old_boot = device.boot if device else None
-        run.token = secrets.token_hex(16) if extended else None
-        form = "extended" if extended else "legacy"
+        run.token = secrets.token_hex(16) if extended or bundle else None
+        form = "bundle" if bundle else "extended" if extended else "legacy"
         db.execute("UPDATE pushes SET form = ?, token = ? WHERE id = ?", (form, run.token, run.id))
 
         host = cfg["OTA_ADVERTISE_HOST"] or advertise_host(self.bus.local_address())
-        path = self.store.path(run.file.sha256)
-        with TransferSession(path, run.file.size, run.token, cfg["OTA_TRANSFER_BIND"],
-                             cfg["OTA_TRANSFER_PORTS"], cfg["OTA_TRANSFER_TIMEOUT"],
+        files = [(self.store.path(i.file.sha256), i.file.size) for i in run.items]
+        if bundle:
+            head = manifest(run.items)
+            parts = [head] + files
+        else:
+            parts = files
+        run.last_progress = 0.0
+        with TransferSession(parts, run.token, cfg["OTA_TRANSFER_BIND"], cfg["OTA_TRANSFER_PORTS"],
+                             cfg["OTA_TRANSFER_TIMEOUT"],
                              on_event=lambda state, detail: self._on_transfer(db, run, state, detail)
                              ) as session:
             run.session = session
-            trigger = build_trigger(host, session.port, run.target, run.file.sha1,
-                                    run.file.size, run.token)
+            if bundle:
+                extra = ["bundle=%d" % len(run.items)] + (["force=1"] if run.force else [])
+                trigger = build_trigger(host, session.port, "bundle", manifest_sha1(head),
+                                        len(head), run.token, extra)
+            else:
+                item = run.items[0]
+                trigger = build_trigger(host, session.port, item.target, item.file.sha1,
+                                        item.file.size, run.token)
             self.bus.publish("%s/OTA" % run.device, trigger)
-            self._step(db, run, "trigger_sent", "%s form, %s:%d" % (form, host, session.port))
+            push_log.step(db, run.id, "trigger_sent", "%s form, %s:%d" % (form, host, session.port))
             session.serve()
         run.session = None
-        self._progress(db, run, run.file.size)
-        self._step(db, run, "sent", "%d bytes" % run.file.size)
+        push_log.progress(db, run.id, session.payload)
+        push_log.step(db, run.id, "sent", "%d bytes" % session.payload)
 
         if device is None:
             # Never heard from: the seed's firmware sends no heartbeat and no status.
-            self._finish(db, run, "unconfirmed", None, "the device sends no confirmation")
+            push_log.finish(db, run.id, "unconfirmed", None, "the device sends no confirmation")
             return
-        self._confirm(db, run, old_boot)
+        self._confirm(db, run, old_boot, probation=bundle)
 
-    def _confirm(self, db, run, old_boot):
-        """Wait for the device: verified, rebooting, then a heartbeat from the new boot."""
-        deadline = time.monotonic() + self.app.config["OTA_CONFIRM_TIMEOUT"]
-        seen = set()
+    def _wait_online(self, db, run, device):
+        """A known device that is offline: wait (OTA_OFFLINE_WAIT) for its next heartbeat."""
+        limit = self.app.config["OTA_OFFLINE_WAIT"]
+        offline = "last heard from %ds ago" % (time.time() - device.last_seen)
+        if limit <= 0:
+            raise TransferError("device offline", offline)
+        push_log.step(db, run.id, "waiting", "device offline (%s); waiting up to %s"
+                      % (offline, _span(limit)))
+        end = time.monotonic() + limit
+        while True:
+            try:
+                kind, msg = run.events.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise TransferError("device offline", "not back within %s" % _span(limit)) from None
+            if kind == "cancel":
+                raise TransferError(*msg)
+            if kind == "heartbeat" and msg.online:
+                return self.registry.get(db, run.device)
+
+    def _confirm(self, db, run, old_boot, probation):
+        """Wait for the device: verified, rebooting, back online with the new files, and (on
+        firmware with a journal) confirmed after its probation, or rolled back."""
+        cfg = self.app.config
+        deadline = time.monotonic() + cfg["OTA_CONFIRM_TIMEOUT"]
+        seen = []
         while True:
             try:
                 kind, msg = run.events.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                last = max(seen, key=("verified", "rebooting").index) if seen else "sent"
                 raise TransferError("timeout", "no confirmation within %gs after %s"
-                                    % (self.app.config["OTA_CONFIRM_TIMEOUT"], last)) from None
+                                    % (cfg["OTA_CONFIRM_TIMEOUT"], seen[-1] if seen else "sent")
+                                    ) from None
             if kind == "cancel":
                 raise TransferError(*msg)
             if kind == "detach":
-                self._finish(db, run, "unconfirmed", None, "nobody waited for the confirmation")
+                push_log.finish(db, run.id, "unconfirmed", None, "nobody waited for the confirmation")
                 return
             if kind == "device":
                 state = msg["state"]
                 if state == "failed":
                     raise TransferError(msg["reason"] or "failed", msg["detail"])
+                if state == "rolled_back":
+                    raise TransferError("rolled back", msg["reason"] or msg["detail"])
+                if state == "confirmed":
+                    push_log.finish(db, run.id, "done", None, "confirmed after its probation")
+                    return
                 if state in ("verified", "rebooting") and state not in seen:
-                    seen.add(state)
-                    self._step(db, run, state, msg["sha1"] if state == "verified" else None)
+                    seen.append(state)
+                    push_log.step(db, run.id, state, msg["sha1"] or None)
             elif kind == "heartbeat" and msg.online and msg.boot != old_boot:
-                have = msg.files.get(run.target)
-                if have != run.file.sha1:
-                    raise TransferError("not applied", "the device rebooted with %s %s"
-                                        % (run.target, "sha1 %s" % have if have else "missing"))
-                self._finish(db, run, "done", None, "back online, boot %s, sha1 %s"
-                             % (msg.boot, have))
+                wrong = [i.target for i in run.items if msg.files.get(i.target) != i.file.sha1]
+                if probation:
+                    if not wrong and "online" not in seen:
+                        seen.append("online")
+                        push_log.step(db, run.id, "online", "boot %s, on probation" % msg.boot)
+                    continue  # the verdict comes as `confirmed` or `rolled_back`
+                if wrong:
+                    raise TransferError("not applied", "the device rebooted without the new %s"
+                                        % ", ".join(wrong))
+                push_log.finish(db, run.id, "done", None, "back online, boot %s, sha1 %s"
+                                % (msg.boot, run.items[0].file.sha1))
                 return
 
     # -- recording -------------------------------------------------------------------------
 
     def _on_transfer(self, db, run, state, detail):
         if state == "connected":
-            self._step(db, run, "connected", detail)
+            push_log.step(db, run.id, "connected", detail)
         elif state == "progress":
             if run.last_progress == 0.0:
-                self._step(db, run, "transferring", "%d bytes" % run.file.size)
+                push_log.step(db, run.id, "transferring", "%d bytes" % run.session.payload)
             if time.monotonic() - run.last_progress >= _PROGRESS_EVERY:
-                self._progress(db, run, detail)
-
-    def _progress(self, db, run, sent):
-        run.last_progress = time.monotonic()
-        db.execute("UPDATE pushes SET bytes_sent = ?, updated_at = ? WHERE id = ?",
-                   (sent, time.time(), run.id))
-
-    def _step(self, db, run, state, detail=None):
-        now = time.time()
-        db.execute("UPDATE pushes SET state = ?, updated_at = ? WHERE id = ?", (state, now, run.id))
-        db.execute("INSERT INTO push_events (push_id, at, state, detail) VALUES (?,?,?,?)",
-                   (run.id, now, state, detail))
-        log.info("push %d to %s: %s %s", run.id, run.device, state, detail or "")
-
-    def _finish(self, db, run, state, reason, detail):
-        now = time.time()
-        db.execute("UPDATE pushes SET state = ?, reason = ?, detail = ?, updated_at = ?,"
-                   " finished_at = ? WHERE id = ?", (state, reason, detail, now, now, run.id))
-        text = "%s: %s" % (reason, detail) if reason and detail else (reason or detail)
-        db.execute("INSERT INTO push_events (push_id, at, state, detail) VALUES (?,?,?,?)",
-                   (run.id, now, state, text))
-        log.info("push %d to %s: %s %s", run.id, run.device, state, text or "")
+                run.last_progress = time.monotonic()
+                push_log.progress(db, run.id, detail)
 
 
-def find_pushes(db, device=None, state=None, ids=(), since=None, limit=50):
-    """Pushes newest first, each with its file's name and SHA-1 and its timeline."""
-    where, args = [], []
-    if device:
-        where.append("p.device = ?")
-        args.append(device)
-    if state == "active":
-        where.append("p.state NOT IN (%s)" % ",".join("?" * len(FINAL)))
-        args += FINAL
-    elif state:
-        where.append("p.state = ?")
-        args.append(state)
-    if ids:
-        where.append("p.id IN (%s)" % ",".join("?" * len(ids)))
-        args += list(ids)
-    if since is not None:
-        where.append("p.updated_at > ?")
-        args.append(since)
-    rows = db.execute(
-        "SELECT p.*, f.name AS file_name, f.sha1 AS file_sha1 FROM pushes p"
-        " JOIN files f ON f.sha256 = p.file_sha256"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY p.id DESC LIMIT ?", args + [limit]).fetchall()
-    pushes = []
-    for row in rows:
-        push = dict(row)
-        push.pop("token")  # a live one-time secret: never shown
-        push["events"] = []
-        pushes.append(push)
-    if pushes:
-        by_id = {p["id"]: p for p in pushes}
-        for e in db.execute("SELECT push_id, at, state, detail FROM push_events WHERE push_id IN"
-                            " (%s) ORDER BY id" % ",".join("?" * len(by_id)), list(by_id)):
-            by_id[e["push_id"]]["events"].append({"at": e["at"], "state": e["state"],
-                                                  "detail": e["detail"]})
-    return pushes
+def _span(seconds):
+    if seconds >= 3600:
+        return "%g h" % round(seconds / 3600, 1)
+    if seconds >= 60:
+        return "%g min" % round(seconds / 60, 1)
+    return "%gs" % seconds
 
 
-def get_push(db, push_id):
-    found = find_pushes(db, ids=[push_id], limit=1)
-    return found[0] if found else None
+# Kept here for the callers that know pushes by this module.
+find_pushes = push_log.find_pushes
+get_push = push_log.get_push

@@ -28,11 +28,16 @@ CREATE TABLE IF NOT EXISTS devices (
     updated_at  REAL NOT NULL
 );
 
+-- A push sends one file, or several as one bundle (push_files, in stream order). The first
+-- file is also named here, for lists.
 CREATE TABLE IF NOT EXISTS pushes (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     device      TEXT NOT NULL,
     file_sha256 TEXT NOT NULL REFERENCES files (sha256),
     target      TEXT NOT NULL,
+    nfiles      INTEGER NOT NULL DEFAULT 1,
+    force       INTEGER NOT NULL DEFAULT 0,
+    attempt     INTEGER NOT NULL DEFAULT 1,
     form        TEXT,
     token       TEXT,
     state       TEXT NOT NULL,
@@ -46,6 +51,14 @@ CREATE TABLE IF NOT EXISTS pushes (
 );
 CREATE INDEX IF NOT EXISTS pushes_device ON pushes (device, id);
 CREATE INDEX IF NOT EXISTS pushes_updated ON pushes (updated_at);
+
+CREATE TABLE IF NOT EXISTS push_files (
+    push_id     INTEGER NOT NULL REFERENCES pushes (id),
+    position    INTEGER NOT NULL,
+    file_sha256 TEXT NOT NULL REFERENCES files (sha256),
+    target      TEXT NOT NULL,
+    PRIMARY KEY (push_id, position)
+);
 
 -- One row per step of a push, timestamped: the push's timeline.
 CREATE TABLE IF NOT EXISTS push_events (

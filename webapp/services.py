@@ -44,6 +44,9 @@ class Services:
             cfg["MQTT_BROKER_URL"] = "127.0.0.1"
             cfg["MQTT_BROKER_PORT"] = cfg["OTA_EMBEDDED_BROKER_PORT"]
         self.bus.start()
+        if self.role == "server":
+            with self.app.app_context():
+                self.pushes.resume(get_db())
         return self
 
     def stop(self):

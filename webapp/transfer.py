@@ -2,6 +2,7 @@
 import errno
 import hmac
 import logging
+import os
 import random
 import socket
 import time
@@ -42,15 +43,20 @@ def bind_listener(bind, ports):
 
 
 class TransferSession:
-    """Serves `path` once. With a token (extended form) only a client presenting it gets bytes.
+    """Serves one stream once. With a token (extended form) only a client presenting it gets it.
 
-    `on_event(state, detail)` is told 'connected' and, after each chunk, 'progress' with the
-    number of bytes sent. Use as a context manager: the port is released on every path.
+    The stream is `parts`: a list of bytes objects (a bundle's manifest) and (path, size) pairs
+    (files, sent from disk). `on_event(state, detail)` is told 'connected' and, after each
+    chunk, 'progress' with the bytes sent so far. Use as a context manager: the port is
+    released on every path.
     """
 
-    def __init__(self, path, size, token=None, bind="0.0.0.0", ports=None, timeout=30.0,
+    def __init__(self, parts, token=None, bind="0.0.0.0", ports=None, timeout=30.0,
                  on_event=None):
-        self.path, self.size, self.token = path, size, token
+        self.parts, self.token = parts, token
+        # Progress counts the files' bytes (the payload), not a bundle's manifest.
+        self.payload = sum(p[1] for p in parts if not isinstance(p, bytes))
+        self.size = self.payload + sum(len(p) for p in parts if isinstance(p, bytes))
         self.timeout = timeout
         self.on_event = on_event or (lambda state, detail: None)
         self._listener = bind_listener(bind, ports)
@@ -130,23 +136,28 @@ class TransferSession:
         # Small writes must not wait for a delayed ACK from the device's TCP stack.
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.settimeout(self.timeout)
-        sent = 0
+        sent = 0  # payload bytes
         try:
-            with open(self.path, "rb") as f:
-                # sendfile moves the bytes kernel-side: the file is never in our memory.
-                while sent < self.size:
-                    n = client.sendfile(f, offset=sent, count=min(_SEND_CHUNK, self.size - sent))
-                    if n == 0:
-                        break
-                    sent += n
-                    self.on_event("progress", sent)
+            for part in self.parts:
+                if isinstance(part, bytes):
+                    client.sendall(part)
+                    continue
+                path, size = part
+                with open(path, "rb") as f:
+                    # sendfile moves the bytes kernel-side: the file is never in our memory.
+                    done = 0
+                    while done < size:
+                        n = client.sendfile(f, offset=done, count=min(_SEND_CHUNK, size - done))
+                        if n == 0:
+                            raise TransferError("transfer broken", "%s on the server shrank to "
+                                                "%d bytes" % (os.path.basename(path), done))
+                        done += n
+                        sent += n
+                        self.on_event("progress", sent)
             client.shutdown(socket.SHUT_WR)
         except OSError as exc:
             raise TransferError("transfer broken", "after %d of %d bytes: %s"
-                                % (sent, self.size, exc)) from None
-        if sent != self.size:
-            raise TransferError("transfer broken", "the file on the server shrank to %d bytes"
-                                % sent)
+                                % (sent, self.payload, exc)) from None
         # Linger until the device closes its end, so that closing ours cannot reset a
         # connection whose last bytes it has not read yet. The verdict comes over MQTT.
         try:

@@ -29,6 +29,7 @@
         p.detail ? ": " + p.detail : "");
     }
     f("retry").hidden = !failed;
+    f("cancel").hidden = ["done", "failed", "unconfirmed"].includes(p.state);
   }
 
   poll(root.dataset.pollUrl, (data) => data.pushes.forEach(render));

@@ -15,6 +15,7 @@ from tests.support.server import Gunicorn
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 MAX_UPLOAD = 64 * 1024
+OFFLINE_WAIT = 3  # seconds a push waits for an offline device
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -28,7 +29,7 @@ def pytest_runtest_makereport(item, call):
 def server(mosquitto, tmp_path_factory):
     with Gunicorn(tmp_path_factory.mktemp("server"), MQTT_BROKER_URL="127.0.0.1",
                   MQTT_BROKER_PORT=mosquitto.port, OTA_MAX_UPLOAD=MAX_UPLOAD,
-                  OTA_TRANSFER_TIMEOUT=5) as gunicorn:
+                  OTA_TRANSFER_TIMEOUT=5, OTA_OFFLINE_WAIT=OFFLINE_WAIT) as gunicorn:
         yield gunicorn
 
 

@@ -8,7 +8,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from dcc_sim.launcher import SimDevice
-from tests.e2e.conftest import MAX_UPLOAD, wait
+from tests.e2e.conftest import MAX_UPLOAD, OFFLINE_WAIT, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -73,9 +73,11 @@ def wait_online(browser, server, name, online=True):
          and card_field(b, name, "state") == state, what="%s %s" % (name, state))
 
 
-def push_via_form(browser, server, digest, names, select_all_online=False):
+def push_via_form(browser, server, digests, names, select_all_online=False):
     browser.get(server.url + "/push")
-    browser.find_element(By.CSS_SELECTOR, '#file option[data-sha1="%s"]' % digest).click()
+    for box in browser.find_elements(By.CSS_SELECTOR, 'input[name="file"]'):
+        if (box.get_attribute("data-sha1") in digests) != box.is_selected():
+            box.click()
     if select_all_online:
         browser.find_element(By.ID, "select-online").click()
     for box in browser.find_elements(By.CSS_SELECTOR, 'input[name="device"]'):
@@ -135,7 +137,7 @@ def test_a_push_shows_its_timeline_to_done_and_the_device_comes_back_with_the_fi
     data = b"# the night lamp, v2\nLED_AT_BOOT = False\n" * 20
     digest = upload(browser, server, make_file(tmp_path, "lamp_conf.py", data))
 
-    push_via_form(browser, server, digest, [dev.name])
+    push_via_form(browser, server, [digest], [dev.name])
 
     push_card = browser.find_element(By.CSS_SELECTOR, "[data-push]")
     wait(browser, lambda b: timeline_state(b, push_card) == "done", what="the push to be done")
@@ -160,7 +162,7 @@ def test_one_push_to_two_devices_at_once(browser, server, sims, tmp_path):
     data = b"SHARED = True\n" * 10
     digest = upload(browser, server, make_file(tmp_path, "shared.py", data))
 
-    push_via_form(browser, server, digest, [d.name for d in sims], select_all_online=True)
+    push_via_form(browser, server, [digest], [d.name for d in sims], select_all_online=True)
 
     cards = browser.find_elements(By.CSS_SELECTOR, "[data-push]")
     assert len(cards) == 2
@@ -212,17 +214,26 @@ def test_a_push_to_an_offline_device_names_the_failure_and_offers_a_retry(
     wait_online(browser, server, gone.name, online=False)
     digest = upload(browser, server, make_file(tmp_path, "late.py", b"LATE = 1\n"))
 
-    push_via_form(browser, server, digest, [gone.name])
+    push_via_form(browser, server, [digest], [gone.name])
 
     push_card = browser.find_element(By.CSS_SELECTOR, "[data-push]")
-    wait(browser, lambda b: timeline_state(b, push_card) == "failed", what="the failure")
+    wait(browser, lambda b: timeline_state(b, push_card) == "waiting", what="waiting")
+    assert push_card.find_element(By.CSS_SELECTOR, '[data-field="cancel"]').is_displayed()
+    wait(browser, lambda b: timeline_state(b, push_card) == "failed",
+         timeout=OFFLINE_WAIT + 10, what="the failure")
     reason = push_card.find_element(By.CSS_SELECTOR, '[data-field="reason"]')
-    assert reason.text.startswith("Failed: device offline")
+    assert reason.text == "Failed: device offline: not back within %ds" % OFFLINE_WAIT
+    assert not push_card.find_element(By.CSS_SELECTOR, '[data-field="cancel"]').is_displayed()
     retry = push_card.find_element(By.CSS_SELECTOR, '[data-field="retry"] button')
     first_url = browser.current_url
     retry.click()
     wait(browser, lambda b: b.current_url != first_url, what="the retried push")
     assert "Retrying push" in browser.find_element(By.CSS_SELECTOR, ".flashes").text
+    again = browser.find_element(By.CSS_SELECTOR, "[data-push]")
+    again.find_element(By.CSS_SELECTOR, '[data-field="cancel"] button').click()
+    wait(browser, lambda b: "Cancelled push" in b.find_element(By.CSS_SELECTOR, ".flashes").text,
+         what="the cancellation")
+    assert "cancelled by the user" in browser.find_element(By.CSS_SELECTOR, "[data-push]").text
 
     browser.get(server.url + "/history?device=%s&outcome=failed" % gone.name)
     rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")

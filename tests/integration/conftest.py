@@ -27,6 +27,8 @@ def server_config(mosquitto, tmp_path, **over):
         "OTA_TRANSFER_BIND": "127.0.0.1",
         "OTA_TRANSFER_TIMEOUT": 5.0,
         "OTA_CONFIRM_TIMEOUT": 30.0,
+        "OTA_OFFLINE_WAIT": 2.0,
+        "OTA_RETRY_BACKOFF": 0.2,
     }
     conf.update(over)
     return conf

@@ -97,7 +97,7 @@ def test_a_corrupted_stream_fails_with_hash_mismatch_and_keeps_the_old_file(serv
 def test_a_device_that_never_connects_times_out_and_frees_the_port(mosquitto, tmp_path):
     port = free_port()
     app = create_app(server_config(mosquitto, tmp_path, OTA_TRANSFER_TIMEOUT=1.0,
-                                   OTA_TRANSFER_PORTS=(port, port)))
+                                   OTA_TRANSFER_PORTS=(port, port), OTA_RETRIES=1))
     services = start_services(app)
     try:
         assert services.bus.wait_connected(10)
@@ -107,6 +107,9 @@ def test_a_device_that_never_connects_times_out_and_frees_the_port(mosquitto, tm
     assert (row["state"], row["reason"]) == ("failed", "no connection"), row
     assert "within 1s" in row["detail"]
     assert row["form"] == "legacy"  # never heard from: the seed's four fields
+    steps = [e["state"] for e in row["events"]]
+    assert steps == ["queued", "trigger_sent", "retrying", "trigger_sent", "failed"]
+    assert row["attempt"] == 2
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
 
@@ -134,16 +137,56 @@ def test_a_client_with_a_wrong_token_gets_nothing_and_the_device_still_gets_the_
     assert (dev.flash_dir / "main.py").read_bytes() == data
 
 
-def test_a_push_to_an_offline_device_fails_at_once_with_the_reason(server, devices, unique):
+def test_a_push_to_an_offline_device_waits_then_fails_with_the_reason(server, devices, unique):
     name = unique("gone")
     dev = devices(name)
     registered(server, name, lambda d: d.online)
     dev.stop()  # the broker publishes its last will
     registered(server, name, lambda d: not d.online)
 
-    row = finished(server, push(server, name, b"print(2)\n", "main.py"), timeout=5)
+    row = finished(server, push(server, name, b"print(2)\n", "main.py"), timeout=10)
 
     assert (row["state"], row["reason"]) == ("failed", "device offline"), row
+    assert row["detail"] == "not back within 2s"
+    assert [e["state"] for e in row["events"]] == ["queued", "waiting", "failed"]
+
+
+def test_a_push_waits_for_an_offline_device_and_runs_when_it_returns(mosquitto, tmp_path,
+                                                                    devices, unique):
+    app = create_app(server_config(mosquitto, tmp_path, OTA_OFFLINE_WAIT=60.0))
+    start_services(app)
+    try:
+        name = unique("back")
+        dev = devices(name)
+        registered(app, name, lambda d: d.online)
+        dev.stop()
+        registered(app, name, lambda d: not d.online)
+        push_id = push(app, name, b"BACK = 1\n", "back.py")
+        wait_until(lambda: push_row(app, push_id)["state"] == "waiting", 10, what="waiting")
+
+        dev.start()  # the same flash folder: the device comes back
+
+        row = finished(app, push_id)
+    finally:
+        stop_services(app)
+    assert row["state"] == "done", row
+    assert (dev.flash_dir / "back.py").read_bytes() == b"BACK = 1\n"
+
+
+def test_a_waiting_push_can_be_cancelled(server, devices, unique):
+    name = unique("cancel")
+    dev = devices(name)
+    registered(server, name, lambda d: d.online)
+    dev.stop()
+    registered(server, name, lambda d: not d.online)
+    push_id = push(server, name, b"NEVER = 1\n", "never.py")
+    wait_until(lambda: push_row(server, push_id)["state"] == "waiting", 10, what="waiting")
+
+    assert server.extensions["dcc_ota"]["services"].pushes.cancel(push_id)
+
+    row = finished(server, push_id, timeout=5)
+    assert (row["state"], row["reason"], row["detail"]) == ("failed", "cancelled",
+                                                            "cancelled by the user")
 
 
 def test_pushes_to_one_device_run_one_after_the_other(server, devices, unique):

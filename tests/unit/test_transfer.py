@@ -50,7 +50,7 @@ def fetch(port, hello=None):
 def test_only_the_client_with_the_token_gets_the_file(payload):
     path, data = payload
     events = []
-    with TransferSession(str(path), len(data), TOKEN, "127.0.0.1", timeout=5,
+    with TransferSession([(str(path), len(data))], TOKEN, "127.0.0.1", timeout=5,
                          on_event=lambda s, d: events.append((s, d))) as session:
         t, result = serve_in_thread(session)
         assert fetch(session.port, b"f" * 32 + b"\n") == b""     # wrong token: nothing
@@ -65,7 +65,7 @@ def test_only_the_client_with_the_token_gets_the_file(payload):
 
 def test_legacy_form_serves_the_first_client(payload):
     path, data = payload
-    with TransferSession(str(path), len(data), None, "127.0.0.1", timeout=5) as session:
+    with TransferSession([(str(path), len(data))], None, "127.0.0.1", timeout=5) as session:
         t, result = serve_in_thread(session)
         assert fetch(session.port) == data
         t.join(5)
@@ -74,7 +74,7 @@ def test_legacy_form_serves_the_first_client(payload):
 
 def test_nobody_connects_then_no_connection_and_the_port_is_free(payload):
     path, data = payload
-    with TransferSession(str(path), len(data), TOKEN, "127.0.0.1", timeout=0.3) as session:
+    with TransferSession([(str(path), len(data))], TOKEN, "127.0.0.1", timeout=0.3) as session:
         port = session.port
         with pytest.raises(TransferError) as err:
             session.serve()
@@ -85,7 +85,7 @@ def test_nobody_connects_then_no_connection_and_the_port_is_free(payload):
 
 def test_cancel_wakes_a_waiting_session(payload):
     path, data = payload
-    with TransferSession(str(path), len(data), TOKEN, "127.0.0.1", timeout=30) as session:
+    with TransferSession([(str(path), len(data))], TOKEN, "127.0.0.1", timeout=30) as session:
         t, result = serve_in_thread(session)
         session.cancel("rejected", "bad name")
         t.join(5)
@@ -110,7 +110,7 @@ def test_port_range_is_respected_and_exhaustion_is_named():
 def test_a_client_that_hangs_up_mid_stream_breaks_the_transfer(payload, tmp_path):
     path = tmp_path / "big"
     path.write_bytes(os.urandom(8 * 1024 * 1024))
-    with TransferSession(str(path), 8 * 1024 * 1024, TOKEN, "127.0.0.1", timeout=5) as session:
+    with TransferSession([(str(path), 8 * 1024 * 1024)], TOKEN, "127.0.0.1", timeout=5) as session:
         t, result = serve_in_thread(session)
         with socket.create_connection(("127.0.0.1", session.port)) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -118,3 +118,18 @@ def test_a_client_that_hangs_up_mid_stream_breaks_the_transfer(payload, tmp_path
             s.recv(1000)
         t.join(5)
     assert result["error"].reason == "transfer broken"
+
+
+def test_a_bundle_stream_is_the_manifest_then_each_file(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"A" * 70000)
+    b.write_bytes(b"B" * 10)
+    head = b"manifest\n"
+    with TransferSession([head, (str(a), 70000), (str(b), 10)], TOKEN, "127.0.0.1",
+                         timeout=5) as session:
+        assert (session.size, session.payload) == (len(head) + 70010, 70010)
+        t, result = serve_in_thread(session)
+        got = fetch(session.port, TOKEN.encode() + b"\n")
+        t.join(5)
+    assert result == {"ok": True}
+    assert got == head + b"A" * 70000 + b"B" * 10
