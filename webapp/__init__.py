@@ -27,7 +27,8 @@ def create_app(test_config=None):
         app.config["SECRET_KEY"] = _instance_secret(app.instance_path)
     config.finish(app.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("amqtt", "transitions"):  # the embedded broker logs every packet at INFO
+    # The embedded broker logs every packet at INFO; the limiter its storage set-up.
+    for chatty in ("amqtt", "transitions", "flask-limiter"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
     db.init_app(app)
@@ -37,7 +38,8 @@ def create_app(test_config=None):
         "store": FileStore(app.config["OTA_FILE_STORE"], app.config["OTA_MAX_UPLOAD"]),
     }
 
-    from . import api, cli, errors, formatting, pages
+    from . import api, auth, cli, errors, formatting, pages
+    auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     errors.init_app(app)

@@ -8,7 +8,7 @@ from .bus import BusError
 from .db import get_db
 from .errors import json_error
 from .filestore import FileTooLarge
-from .names import is_device_name
+from .names import BadName, check_device_name, check_target, is_device_name
 from .push_log import find_pushes, get_push
 from .pushes import PushRejected
 
@@ -99,6 +99,8 @@ def upload():
             stored.append(_ext()["store"].save(get_db(), upload.stream, upload.filename or "unnamed"))
         except FileTooLarge as exc:
             return json_error(413, "too_large", str(exc))
+        except BadName as exc:
+            return json_error(400, "bad_name", str(exc))
     return jsonify(files=[_file_dict(f) for f in stored]), 201
 
 
@@ -142,8 +144,13 @@ def create_push():
     if not isinstance(devices, list) or not devices or not all(isinstance(d, str) for d in devices):
         return json_error(400, "bad_request", "name at least one device in 'devices'")
     target = body.get("as") or None
-    if target is not None and not isinstance(target, str):
-        return json_error(400, "bad_request", "'as' is a file name")
+    try:
+        if target is not None:
+            check_target(target)
+        for device in devices:
+            check_device_name(device)
+    except BadName as exc:
+        return json_error(400, "rejected", str(exc))
     pushes = _services().pushes
     try:
         ids = [pushes.create(get_db(), d, files if len(files) > 1 else files[0], target,

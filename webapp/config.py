@@ -49,6 +49,8 @@ SETTINGS = {
     "OTA_EMBEDDED_BROKER_BIND": ("0.0.0.0", str),
     "OTA_EMBEDDED_BROKER_PORT": (1883, int),
     "OTA_SECRET_KEY": (None, str),
+    # Served over HTTPS (directly or behind a proxy): session cookies get the Secure flag.
+    "OTA_HTTPS": (False, _bool),
     # flask-mqtt's own keys. No MQTT_BROKER_URL means: run the embedded broker.
     "MQTT_BROKER_URL": (None, str),
     "MQTT_BROKER_PORT": (1883, int),

@@ -5,6 +5,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from .names import check_display_name
+
 _CHUNK = 64 * 1024
 
 
@@ -39,9 +41,11 @@ class FileStore:
     def save(self, db, stream, name):
         """Stream `stream` to disk while hashing it; the same bytes are stored once.
 
-        `name` is only shown to people: the bytes are found by their hash, so a hostile name
-        never becomes a path. Returns the StoredFile (the first upload's row if it existed).
+        `name` is only shown to people (checked by check_display_name): the bytes are found by
+        their hash, so a name never becomes a path here. Returns the StoredFile (the first
+        upload's row if it existed).
         """
+        check_display_name(name)
         sha1, sha256, size = hashlib.sha1(), hashlib.sha256(), 0
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
         try:

@@ -23,7 +23,9 @@ def check_device_name(name):
 
 def check_target(name):
     """A file name as it will be on the device: relative, at most one sub-folder."""
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str):
+        raise BadName("the file name on the device must be a string")
+    if not name:
         raise BadName("the file name on the device is empty")
     if len(name) > MAX_TARGET:
         raise BadName("the file name on the device is longer than %d characters" % MAX_TARGET)
@@ -44,4 +46,25 @@ def check_target(name):
         raise BadName("the file name on the device may have one sub-folder at most: %r" % name)
     if name in RESERVED:
         raise BadName("%s holds the device's settings and is not replaced by a push" % name)
+    return name
+
+
+MAX_DISPLAY = 128
+
+
+def check_display_name(name):
+    """An uploaded file's shown name: any language, but never a path that climbs or is absolute."""
+    if not isinstance(name, str) or not name.strip():
+        raise BadName("the file has no name")
+    if len(name) > MAX_DISPLAY:
+        raise BadName("the file name is longer than %d characters" % MAX_DISPLAY)
+    if any(ord(c) < 32 or ord(c) == 127 for c in name) or "\\" in name:
+        raise BadName("the file name has a control character or a backslash: %r" % name)
+    if name.startswith("/"):
+        raise BadName("the file name must be relative, not %r" % name)
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise BadName("the file name has an empty, '.' or '..' part: %r" % name)
+    if len(parts) > 2:
+        raise BadName("the file name may have one sub-folder at most: %r" % name)
     return name

@@ -5,6 +5,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from .db import get_db
 from .filestore import FileTooLarge
 from .manifest import PROTECTED
+from .names import BadName
 from .push_log import FINAL, find_pushes
 from .pushes import PushRejected
 
@@ -45,7 +46,7 @@ def upload():
         if upload.filename:
             try:
                 stored.append(_ext()["store"].save(get_db(), upload.stream, upload.filename))
-            except FileTooLarge as exc:
+            except (FileTooLarge, BadName) as exc:
                 flash("%s was not stored: %s" % (upload.filename, exc), "error")
     if stored:
         flash("Stored %s." % ", ".join(f.name for f in stored), "ok")

@@ -69,3 +69,21 @@ CREATE TABLE IF NOT EXISTS push_events (
     detail  TEXT
 );
 CREATE INDEX IF NOT EXISTS push_events_push ON push_events (push_id, id);
+
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at    REAL NOT NULL
+);
+
+-- API tokens for scripts: only a SHA-256 of each is kept; the token is shown once.
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    name         TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at   REAL NOT NULL,
+    last_used_at REAL,
+    revoked_at   REAL
+);

@@ -5,7 +5,7 @@
 (() => {
   const root = document.getElementById("devices");
   if (!root) return;
-  const { el, poll, send, size, ago, duration } = window.DccLive;
+  const { el, poll, send, csrfHeaders, size, ago, duration } = window.DccLive;
   const lastSeen = new Map(); // device name -> [last_seen, note]
 
   function card(name) {
@@ -102,7 +102,7 @@
       const form = new FormData();
       form.append("file", file, file.name);
       const r = await fetch(root.dataset.uploadUrl, {
-        method: "POST", body: form, headers: { Accept: "application/json" } });
+        method: "POST", body: form, headers: csrfHeaders({ Accept: "application/json" }) });
       const stored = await r.json().catch(() => ({}));
       if (!r.ok) throw new Error(stored.message || "HTTP " + r.status);
       status.textContent = `pushing ${file.name}…`;

@@ -54,10 +54,16 @@ window.DccLive = (() => {
     return node;
   }
 
+  // Every state-changing request carries the page's CSRF token.
+  function csrfHeaders(extra) {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return Object.assign({ "X-CSRFToken": meta ? meta.content : "" }, extra);
+  }
+
   async function send(url, method, body) {
     const r = await fetch(url, {
       method,
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: csrfHeaders({ "Content-Type": "application/json", Accept: "application/json" }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = r.status === 204 ? {} : await r.json().catch(() => ({}));
@@ -100,5 +106,5 @@ window.DccLive = (() => {
     return s < 1 ? `+${Math.round(s * 1000)} ms` : `+${s.toFixed(2)} s`;
   }
 
-  return { poll, el, send, size, ago, duration, clock, elapsed };
+  return { poll, el, send, csrfHeaders, size, ago, duration, clock, elapsed };
 })();

@@ -5,7 +5,7 @@
 (() => {
   const zone = document.getElementById("dropzone");
   if (!zone) return;
-  const { el, size } = window.DccLive;
+  const { el, size, csrfHeaders } = window.DccLive;
   const input = document.getElementById("file-input");
   const list = document.getElementById("uploads");
   const max = Number(zone.dataset.max);
@@ -26,7 +26,9 @@
       const form = new FormData();
       form.append("file", file, file.name);
       xhr.open("POST", zone.dataset.uploadUrl);
-      xhr.setRequestHeader("Accept", "application/json");
+      for (const [k, v] of Object.entries(csrfHeaders({ Accept: "application/json" }))) {
+        xhr.setRequestHeader(k, v);
+      }
       xhr.upload.addEventListener("progress", (e) => {
         if (e.lengthComputable) { bar.max = e.total; bar.value = e.loaded; }
         status.textContent = "uploading";

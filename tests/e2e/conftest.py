@@ -60,9 +60,27 @@ def driver():
     browser.quit()
 
 
+ADMIN, PASSWORD = "admin", "night lamp 2026"
+
+
+@pytest.fixture(scope="module")
+def logged_in(driver, server):
+    """The first visit goes through the first-run page, as a newcomer's does."""
+    from selenium.webdriver.common.by import By
+    driver.get(server.url + "/")
+    assert driver.current_url.endswith("/setup")
+    driver.find_element(By.ID, "username").send_keys(ADMIN)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "confirm").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver, lambda b: b.current_url.rstrip("/") == server.url, what="the devices page")
+    return driver
+
+
 @pytest.fixture
-def browser(driver, request):
-    """The shared browser; on failure, the page is saved under tests/e2e/artifacts/."""
+def browser(logged_in, request):
+    """The shared, logged-in browser; on failure the page is saved under tests/e2e/artifacts/."""
+    driver = logged_in
     yield driver
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:

@@ -35,6 +35,19 @@ class Gunicorn:
         self.url = "http://127.0.0.1:%d" % http
         return self
 
+    def api_token(self, username="admin", password="correct horse battery"):
+        """An admin (made if missing) and a fresh API token for it, straight in the database."""
+        from webapp import db, users
+        path = str(self.state_dir / "db.sqlite")
+        db.init_db(path)  # the worker may still be loading the app
+        conn = db.connect(path)
+        try:
+            user = users.authenticate(conn, username, password) or users.create_user(
+                conn, username, password)
+            return users.create_token(conn, user, "tests")
+        finally:
+            conn.close()
+
     def stop(self):
         if self.proc is not None:
             self.proc.send_signal(signal.SIGTERM)

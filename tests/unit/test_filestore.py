@@ -5,6 +5,7 @@ import os
 import pytest
 
 from webapp.filestore import FileTooLarge
+from webapp.names import BadName
 
 
 def store(app):
@@ -25,10 +26,19 @@ def test_same_bytes_are_stored_once_under_their_hash(app, db):
     assert os.listdir(store(app).root) == [first.sha256]
 
 
-def test_a_hostile_name_is_only_a_label(app, db):
-    f = store(app).save(db, io.BytesIO(b"x"), "../../etc/passwd")
-    assert f.name == "../../etc/passwd"
-    assert os.listdir(store(app).root) == [f.sha256]
+@pytest.mark.parametrize("name, why", [
+    ("../../etc/passwd", "'..'"), ("/etc/passwd", "relative"), ("a/b/c.py", "one sub-folder"),
+    ("evil\x00.py", "control"), ("dir\\x.py", "backslash"), ("x" * 129, "longer"), ("", "no name"),
+])
+def test_a_hostile_name_is_refused_and_nothing_is_stored(app, db, name, why):
+    with pytest.raises(BadName, match=why):
+        store(app).save(db, io.BytesIO(b"x"), name)
+    assert os.listdir(store(app).root) == []
+
+
+def test_any_language_is_a_fine_label_since_bytes_are_found_by_hash(app, db):
+    f = store(app).save(db, io.BytesIO(b"fw"), "固件.bin")
+    assert f.name == "固件.bin" and os.listdir(store(app).root) == [f.sha256]
 
 
 def test_too_large_keeps_nothing(app, db):
