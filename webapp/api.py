@@ -4,6 +4,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from . import keys
 from .bus import BusError
 from .db import get_db
 from .errors import json_error
@@ -45,6 +46,26 @@ def devices():
     registry = _ext()["registry"]
     found = registry.all(get_db(), now) if since is None else registry.changed(get_db(), since, now)
     return jsonify(devices=[d.to_dict() for d in found], cursor=now - CURSOR_OVERLAP)
+
+
+@bp.post("/devices")
+def add_device():
+    """Make a device's secret key; answers the settings.json to put on the board."""
+    body = request.get_json(silent=True) or {}
+    name = body.get("name")
+    try:
+        key = keys.add(get_db(), check_device_name(name), rotate=bool(body.get("rotate")))
+    except (BadName, keys.KeyExists) as exc:
+        return json_error(400, "rejected", str(exc))
+    return jsonify(name=name, settings=keys.settings(current_app, name, key)), 201
+
+
+@bp.get("/devices/<name>/settings")
+def device_settings(name):
+    key = keys.get(get_db(), name)
+    if key is None:
+        return json_error(404, "not_found", "%r was never added, so it has no key" % name)
+    return jsonify(keys.settings(current_app, name, key))
 
 
 @bp.get("/devices/<name>")

@@ -13,9 +13,10 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from . import keys
 from .db import get_db
 from .manifest import check_targets
-from .names import check_device_name
+from .names import BadName, check_device_name
 from .push_log import FINAL
 from .pushes import PushRejected
 from .services import start_services, stop_services
@@ -158,3 +159,27 @@ def devices_command(as_json):
         click.echo("%-20s %-8s %8ds %6s %-8s %d" % (
             d.name, "online" if d.online else "offline", now - d.last_seen,
             d.boot if d.boot is not None else "-", d.fw or "-", len(d.files)))
+
+
+@ota.command("device-add")
+@click.argument("name")
+@click.option("--rotate", is_flag=True, help="Replace the key it has (the board needs the new "
+                                             "settings before it takes triggers again).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the settings.json here instead of printing it.")
+@with_appcontext
+def device_add_command(name, rotate, output):
+    """Make a device's secret key and print the settings.json to put on the board."""
+    app = current_app._get_current_object()
+    try:
+        key = keys.add(get_db(), check_device_name(name), rotate=rotate)
+    except (BadName, keys.KeyExists) as exc:
+        _die(EXIT_SETUP, "cannot add %s: %s" % (name, exc))
+    text = json.dumps(keys.settings(app, name, key), indent=2) + "\n"
+    if output:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        click.echo("wrote %s: fill in the Wi-Fi, then copy it to the board" % output)
+    else:
+        click.echo(text, nl=False)

@@ -54,8 +54,8 @@ def parse_heartbeat(payload):
         raise ValueError("heartbeat of %d bytes is over %d" % (len(payload), MAX_HEARTBEAT))
     try:
         doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError("heartbeat is not JSON (%s)" % exc) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError("heartbeat is not JSON (%s)" % type(exc).__name__) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("online"), bool):
         raise ValueError("heartbeat is not an object with a boolean 'online'")
     if not doc["online"]:
@@ -102,9 +102,15 @@ class Device:
         """Whether it takes the extended trigger (size and one-time token)."""
         return "ext" in self.features
 
+    @property
+    def secure(self):
+        """Whether it takes only signed triggers (it has a key); others obey anyone on the broker."""
+        return "sig" in self.features
+
     def to_dict(self):
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["features"] = list(self.features)
+        d["secure"] = self.secure
         return d
 
 

@@ -1,11 +1,14 @@
 """Browser pages. Each works without JavaScript; the scripts in static/js make them live."""
+import json
+
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    url_for)
 
+from . import keys
 from .db import get_db
 from .filestore import FileTooLarge
 from .manifest import PROTECTED
-from .names import BadName
+from .names import BadName, check_device_name
 from .push_log import FINAL, find_pushes
 from .pushes import PushRejected
 
@@ -28,6 +31,34 @@ def _services():
 @bp.get("/")
 def devices():
     return render_template("pages/devices.html", devices=_ext()["registry"].all(get_db()))
+
+
+@bp.route("/devices/add", methods=["GET", "POST"])
+def add_device():
+    """Make a device's key and show the settings.json to put on the board with the runtime."""
+    if request.method == "GET":
+        return render_template("pages/device_add.html")
+    name = request.form.get("name", "").strip()
+    try:
+        key = keys.add(get_db(), check_device_name(name), request.form.get("rotate") == "yes")
+    except (BadName, keys.KeyExists) as exc:
+        flash(str(exc), "error")
+        return render_template("pages/device_add.html", name=name), 400
+    settings = keys.settings(current_app, name, key)
+    return render_template("pages/device_added.html", name=name,
+                           settings=json.dumps(settings, indent=2))
+
+
+@bp.get("/devices/<name>/settings.json")
+def device_settings(name):
+    key = keys.get(get_db(), name)
+    if key is None:
+        abort(404, "%s was never added, so it has no key" % name)
+    response = current_app.response_class(json.dumps(keys.settings(current_app, name, key),
+                                                     indent=2) + "\n", mimetype="application/json")
+    response.headers["Content-Disposition"] = "attachment; filename=settings.json"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/files")

@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 
-from . import push_log
+from . import keys, push_log
 from .bus import BusError
 from .db import get_db
 from .manifest import BadPayload, Item, check_items, manifest, manifest_sha1
@@ -51,8 +51,8 @@ def parse_device_status(payload):
         raise ValueError("ota status of %d bytes is over %d" % (len(payload), MAX_STATUS))
     try:
         doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError("ota status is not JSON (%s)" % exc) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError("ota status is not JSON (%s)" % type(exc).__name__) from None
     if not isinstance(doc, dict) or doc.get("state") not in DEVICE_STATES:
         raise ValueError("ota status has no known 'state'")
     for key in ("token", "reason", "detail", "file", "sha1"):
@@ -325,6 +325,12 @@ class PushService:
                 item = run.items[0]
                 trigger = build_trigger(host, session.port, item.target, item.file.sha1,
                                         item.file.size, run.token)
+            key = keys.get(db, run.device)
+            if key is not None and run.token is not None:
+                # HMAC-SHA1 only for a verifying device whose hashlib lacks SHA-256.
+                sha256 = "sha256" in device.features or "sig" not in device.features
+                trigger = keys.sign(trigger, key, keys.next_counter(db, run.device), sha256)
+                form += ", signed"
             self.bus.publish("%s/OTA" % run.device, trigger)
             push_log.step(db, run.id, "trigger_sent", "%s form, %s:%d" % (form, host, session.port))
             session.serve()

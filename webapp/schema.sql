@@ -87,3 +87,11 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     last_used_at REAL,
     revoked_at   REAL
 );
+
+-- Each added device's secret key (it signs the device's triggers) and the last counter used.
+CREATE TABLE IF NOT EXISTS device_keys (
+    name       TEXT PRIMARY KEY,
+    key        TEXT NOT NULL,
+    counter    INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);

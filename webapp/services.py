@@ -72,7 +72,7 @@ class Services:
             return
         try:
             state = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             log.warning("ignoring %s/%s/state: not JSON", device, plugin)
             return
         if isinstance(state, dict):

@@ -16,6 +16,9 @@
     pushUrl.searchParams.set("device", name);
     const c = el("article", { class: "card device", "data-device": name },
       el("header", {}, el("h2", {}, name), el("span", { class: "badge", "data-field": "state" })),
+      el("p", { class: "insecure", "data-field": "insecure", hidden: true,
+        title: "It takes unsigned triggers: anyone who can publish on the broker can update it." },
+      "insecure: no key"),
       el("dl", {},
         el("dt", {}, "Last seen"), el("dd", { "data-field": "last_seen" }),
         el("dt", {}, "Uptime"), el("dd", { "data-field": "uptime" }),
@@ -40,6 +43,7 @@
     c.classList.toggle("online", d.online);
     c.classList.toggle("offline", !d.online);
     field(c, "state").textContent = d.online ? "online" : "offline";
+    field(c, "insecure").hidden = d.secure;
     lastSeen.set(d.name, [d.last_seen, d.note]);
     field(c, "uptime").textContent = duration(d.uptime);
     field(c, "boot").textContent = d.boot === null ? "–" : String(d.boot);

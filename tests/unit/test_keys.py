@@ -1,0 +1,64 @@
+"""Device keys and signed triggers, on the server's side."""
+import hashlib
+import hmac
+import json
+import re
+
+import pytest
+
+from webapp import keys
+
+
+def test_a_signature_is_an_hmac_of_everything_before_it(db):
+    key = keys.add(db, "lamp1")
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    signed = keys.sign("10.0.0.2|4000|main.py|" + "a" * 40 + "|12|" + "b" * 32, key, 7)
+    body, sig = signed.rsplit("|sig=", 1)
+    assert body.endswith("|ctr=7")
+    assert sig == hmac.new(bytes.fromhex(key), body.encode(), hashlib.sha256).hexdigest()
+    sha1 = keys.sign("x|1|a.py|" + "a" * 40 + "|1|" + "b" * 32, key, 8, sha256=False)
+    assert len(sha1.rsplit("|sig=", 1)[1]) == 40
+
+
+def test_counters_only_go_up_and_keys_are_made_once(db):
+    keys.add(db, "lamp1")
+    assert [keys.next_counter(db, "lamp1") for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(keys.KeyExists):
+        keys.add(db, "lamp1")
+    old = keys.get(db, "lamp1")
+    assert keys.add(db, "lamp1", rotate=True) != old
+    assert keys.next_counter(db, "lamp1") == 4  # a new key keeps the counter rising
+
+
+def test_adding_a_device_in_the_browser_shows_its_settings(app, client):
+    page = client.post("/devices/add", data={"name": "porch"}).data.decode()
+    settings = json.loads(re.search(r'<pre id="settings"><code>(.*?)</code>', page, re.S)
+                          .group(1).replace("&#34;", '"'))
+    assert settings["id"] == "porch" and re.fullmatch(r"[0-9a-f]{64}", settings["key"])
+    download = client.get("/devices/porch/settings.json")
+    assert json.loads(download.data) == settings
+    assert download.headers["Content-Disposition"] == "attachment; filename=settings.json"
+    again = client.post("/devices/add", data={"name": "porch"})
+    assert again.status_code == 400 and b"has a key already" in again.data
+    bad = client.post("/devices/add", data={"name": "<b>x</b>"})
+    assert bad.status_code == 400 and b"&lt;b&gt;" in bad.data
+
+
+def test_the_api_adds_devices_and_the_page_marks_keyless_ones_insecure(app, client):
+    r = client.post("/api/devices", json={"name": "relay1"})
+    assert r.status_code == 201 and r.json["settings"]["id"] == "relay1"
+    assert client.get("/api/devices/relay1/settings").json == r.json["settings"]
+    assert client.get("/api/devices/nope/settings").status_code == 404
+    from webapp.db import get_db
+    from webapp.devices import parse_heartbeat
+    with app.app_context():
+        reg = app.extensions["dcc_ota"]["registry"]
+        reg.record(get_db(), "signed", parse_heartbeat(b'{"online": true, "features": ["ext", "sig"]}'))
+        reg.record(get_db(), "open", parse_heartbeat(b'{"online": true, "features": ["ext"]}'))
+    page = client.get("/").data.decode()
+
+    def insecure_tag(name):
+        card = page.split('data-device="%s"' % name)[1].split("</article>")[0]
+        return re.search(r'<p class="insecure"[^>]*>', card).group(0)
+    assert " hidden" in insecure_tag("signed")
+    assert " hidden" not in insecure_tag("open")

@@ -1,0 +1,65 @@
+"""Per-device secret keys and signed triggers (docs/protocol.md, "Signed triggers")."""
+import hashlib
+import hmac
+import secrets
+import time
+
+from .names import check_device_name
+from .netinfo import advertise_host
+
+
+class KeyExists(ValueError):
+    """The device has a key already; rotating it means writing a new settings file to it."""
+
+
+def add(db, name, rotate=False):
+    """Make (or with rotate, replace) the device's key; returns it as 64 hex digits."""
+    check_device_name(name)
+    key = secrets.token_hex(32)
+    if rotate:
+        db.execute("INSERT INTO device_keys (name, key, created_at) VALUES (?,?,?)"
+                   " ON CONFLICT (name) DO UPDATE SET key = excluded.key,"
+                   " created_at = excluded.created_at", (name, key, time.time()))
+        return key
+    if db.execute("SELECT 1 FROM device_keys WHERE name = ?", (name,)).fetchone():
+        raise KeyExists("%s has a key already; rotate it to make a new one" % name)
+    db.execute("INSERT INTO device_keys (name, key, created_at) VALUES (?,?,?)",
+               (name, key, time.time()))
+    return key
+
+
+def get(db, name):
+    row = db.execute("SELECT key FROM device_keys WHERE name = ?", (name,)).fetchone()
+    return row["key"] if row else None
+
+
+def names(db):
+    return {r["name"] for r in db.execute("SELECT name FROM device_keys")}
+
+
+def next_counter(db, name):
+    """The next trigger counter for the device, already stored: never used twice."""
+    db.execute("UPDATE device_keys SET counter = counter + 1 WHERE name = ?", (name,))
+    return db.execute("SELECT counter FROM device_keys WHERE name = ?", (name,)).fetchone()[0]
+
+
+def sign(trigger, key_hex, counter, sha256=True):
+    """The trigger with `|ctr=N|sig=HEX` appended: an HMAC of all that comes before `|sig=`."""
+    signed = "%s|ctr=%d" % (trigger, counter)
+    digest = hmac.new(bytes.fromhex(key_hex), signed.encode(),
+                      hashlib.sha256 if sha256 else hashlib.sha1).hexdigest()
+    return "%s|sig=%s" % (signed, digest)
+
+
+def settings(app, name, key):
+    """The device's settings.json: its id and key, the broker as devices reach it, and the
+    Wi-Fi to fill in."""
+    cfg = app.config
+    host, port = cfg.get("MQTT_BROKER_URL"), cfg["MQTT_BROKER_PORT"]
+    if not host or host in ("127.0.0.1", "localhost", "::1"):
+        # The broker runs on this server (embedded or local): devices reach it where they
+        # reach us.
+        host = cfg["OTA_ADVERTISE_HOST"] or advertise_host()
+        port = port if cfg.get("MQTT_BROKER_URL") else cfg["OTA_EMBEDDED_BROKER_PORT"]
+    return {"id": name, "key": key, "broker": host, "port": port, "wifi_ssid": "",
+            "wifi_password": "", "user": "", "password": ""}
