@@ -35,7 +35,8 @@ def health():
     services = _ext().get("services")
     connected = bool(services and services.bus.connected.is_set())
     return jsonify(ok=True, mqtt_connected=connected,
-                   broker=services.bus.where() if services else None)
+                   broker=services.bus.where() if services else None,
+                   mqtt_refused=services.bus.refused if services else None)
 
 
 @bp.get("/devices")

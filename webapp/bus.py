@@ -16,6 +16,11 @@ class BusError(Exception):
     """The broker cannot be reached, or it refused a message."""
 
 
+_CONNACK = {1: "unsupported protocol version", 2: "client id rejected", 3: "broker unavailable",
+            4: "bad user name or password (MQTT_USERNAME, MQTT_PASSWORD)",
+            5: "not authorised (MQTT_USERNAME, MQTT_PASSWORD)"}
+
+
 def classify(topic):
     """(kind, device, plugin) for a topic the server listens to; kind is None for others."""
     parts = topic.split("/")
@@ -41,6 +46,7 @@ class Bus:
         self.client_id = client_id
         self.handlers = {}
         self.connected = threading.Event()
+        self.refused = None  # why the broker last refused us (bad credentials...), if it did
         self._sync_topic = "dcc-ota/sync/%s" % client_id
         self._sync_waiters = {}
         self._mqtt = None
@@ -111,8 +117,10 @@ class Bus:
 
     def _on_connect(self, client, _userdata, _flags, rc):
         if rc != 0:
-            log.warning("MQTT: broker at %s refused the connection (rc=%s)", self.where(), rc)
+            self.refused = _CONNACK.get(rc, "refused (code %s)" % rc)
+            log.warning("MQTT: broker at %s refused the connection: %s", self.where(), self.refused)
             return
+        self.refused = None
         client.subscribe([(t, 0) for t in SUBSCRIPTIONS] + [(self._sync_topic, 0)])
         log.info("MQTT: connected to %s", self.where())
         self.connected.set()

@@ -1,6 +1,7 @@
 """Settings: defaults, then instance/config.py, then OTA_* and MQTT_* environment variables."""
 import os
 import secrets
+import ssl
 
 
 class ConfigError(Exception):
@@ -60,6 +61,11 @@ SETTINGS = {
     "MQTT_CLIENT_ID": (None, str),
     "MQTT_TLS_ENABLED": (False, _bool),
     "MQTT_TLS_CA_CERTS": (None, str),
+    "MQTT_TLS_CERTFILE": (None, str),
+    "MQTT_TLS_KEYFILE": (None, str),
+    "MQTT_TLS_INSECURE": (False, _bool),
+    # flask-mqtt's own default is TLS 1.0 only, which current brokers refuse.
+    "MQTT_TLS_VERSION": (ssl.PROTOCOL_TLS_CLIENT, int),
 }
 
 

@@ -25,16 +25,33 @@ def browser(width, height):
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
+def log_in(b, args):
+    """Through the first-run page on a fresh server, else the login page."""
+    b.get(args.url + "/")
+    if b.current_url.endswith("/setup"):
+        b.find_element(By.ID, "confirm").send_keys(args.password)
+    elif "/login" not in b.current_url:
+        return
+    b.find_element(By.ID, "username").send_keys(args.user)
+    b.find_element(By.ID, "password").send_keys(args.password)
+    b.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    WebDriverWait(b, 10, 0.1).until(lambda d: "/login" not in d.current_url
+                                    and "/setup" not in d.current_url)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--device", default="lamp-hall")
+    parser.add_argument("--user", default="admin")
+    parser.add_argument("--password", default="night lamp 2026",
+                        help="the admin's password (made on a fresh server)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     b = browser(1200, 760)
     until = WebDriverWait(b, 30, 0.1).until
     try:
-        b.get(args.url + "/")
+        log_in(b, args)
         until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-device="%s"]' % args.device))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "main.py"
@@ -58,7 +75,7 @@ def main():
         b.quit()
     phone = browser(390, 844)
     try:
-        phone.get(args.url + "/")
+        log_in(phone, args)
         WebDriverWait(phone, 30, 0.1).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".device"))
         phone.save_screenshot(str(OUT / "devices-phone.png"))
     finally:

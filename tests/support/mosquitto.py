@@ -1,4 +1,5 @@
 """A real mosquitto broker on a free loopback port, for tests and benchmarks."""
+import os
 import shutil
 import socket
 import subprocess
@@ -29,10 +30,12 @@ def wait_port(host, port, deadline_s=10.0):
 class Mosquitto:
     """Starts `mosquitto` with its own config: loopback only, anonymous, TCP_NODELAY."""
 
-    def __init__(self, nodelay=True, port=None):
+    def __init__(self, nodelay=True, port=None, listener_options="", anonymous=True):
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.nodelay = nodelay
         self.port = port
+        self.listener_options = listener_options  # lines under the listener (TLS, passwords)
+        self.anonymous = anonymous
         self.proc = None
         self._dir = None
 
@@ -42,13 +45,19 @@ class Mosquitto:
         self._dir = tempfile.TemporaryDirectory(prefix="mosq-")
         self.port = self.port or free_port()
         conf = Path(self._dir.name) / "mosquitto.conf"
+        # Started as root, mosquitto drops to the `mosquitto` user, which cannot read the
+        # test's private temporary folders (certificates, password files): stay root.
         conf.write_text(
+            ("user root\n" if os.geteuid() == 0 else "") +
+            "per_listener_settings true\n"
             "listener %d 127.0.0.1\n"
-            "allow_anonymous true\n"
+            "allow_anonymous %s\n"
+            "%s\n"
             "persistence false\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\n"
-            "set_tcp_nodelay %s\n" % (self.port, "true" if self.nodelay else "false")
+            "set_tcp_nodelay %s\n" % (self.port, "true" if self.anonymous else "false",
+                                       self.listener_options, "true" if self.nodelay else "false")
         )
         self.log = open(Path(self._dir.name) / "mosquitto.log", "wb")
         self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=self.log,
