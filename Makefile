@@ -38,8 +38,9 @@ unit: $(VENV)/.test
 integration: $(VENV)/.test
 	$(BIN)/pytest tests/integration
 
+# Never part of `make test`: prints one table per figure and writes docs/benchmarks.md.
 bench: $(VENV)/.test
-	$(BIN)/python -m tests.bench.push_latency
+	$(BIN)/python -m tests.bench
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -3,7 +3,10 @@
 # See docs/protocol.md. parse() (from ota_trigger) never touches the flash or the network;
 # receive() writes only .ota.part and, after the SHA-1 matches, renames it over the target.
 # Memory: one 1024-byte buffer per push, filled with readinto; a chunk is passed on
-# whole, and only a short read slices a memoryview (no per-chunk copies).
+# whole (no copies). A short read is passed on as a memoryview slice, made only when the
+# length differs from the last one: lwIP returns at most one segment per read, so over
+# Wi-Fi most reads are short, and mostly of one or two lengths. The verified status
+# carries "heap": what the transfer held above the idle heap (docs/protocol.md).
 try:
     from micropython import const
 except ImportError:  # CPython, for unit tests
@@ -54,8 +57,17 @@ def _place(name):
         os.rename(PART, name)
 
 
-def receive(t, report):
+def _most(peak):
+    # the larger of peak and the heap in use now
+    import gc
+
+    a = gc.mem_alloc()
+    return a if a > peak else peak
+
+
+def receive(t, report, idle=0):
     # Fetch the file for Trigger t. report(dict) gets each status; True when in place.
+    # idle: gc.mem_alloc() before the push, for the "heap" figure of the verified status.
     import os
     import socket
     import hashlib
@@ -82,12 +94,15 @@ def receive(t, report):
         if t.token:
             s.write(t.token.encode() + b"\n")
         report(_status(t, "connected"))
+        gc.collect()  # the 1 KB buffer finds a free block, the figure below no garbage
         buf = bytearray(_BUF)
         mv = memoryview(buf)
         h = hashlib.sha1()
         stage = "write failed"
         f = open(PART, "wb")
+        peak = _most(idle)  # the transfer's working set
         got = 0
+        c = buf
         left = t.size if t.size is not None else -1
         while left:
             stage = "transfer broken"
@@ -100,13 +115,10 @@ def receive(t, report):
                     raise OTAError("transfer broken", "EOF after %d bytes" % got)
                 break  # legacy: EOF ends the file
             stage = "write failed"
-            if k == _BUF:
-                f.write(buf)
-                h.update(buf)
-            else:
-                c = mv[:k]
-                f.write(c)
-                h.update(c)
+            if k != len(c):
+                c = buf if k == _BUF else mv[:k]
+            f.write(c)
+            h.update(c)
             got += k
             if left > 0:
                 left -= k
@@ -114,8 +126,9 @@ def receive(t, report):
             stage = "size mismatch"
             if s.readinto(mv[:1]):
                 raise OTAError("size mismatch", "more than %d bytes" % t.size)
+        peak = _most(peak)  # and what the loop left (no collection since)
         f.close()
-        f = None
+        f = buf = mv = c = None  # free the buffer before the reports
         digest = hexlify(h.digest()).decode()
         if digest != t.sha1:
             raise OTAError("hash mismatch", "got " + digest)
@@ -132,7 +145,7 @@ def receive(t, report):
             reason = "no space"
         report(_fail(t, reason, str(e)))
     else:
-        report(_status(t, "verified", {"sha1": digest, "bytes": got}))
+        report(_status(t, "verified", {"sha1": digest, "bytes": got, "heap": peak - idle}))
         return True
     finally:
         s.close()
@@ -144,10 +157,14 @@ def receive(t, report):
 
 def run(payload, report):
     # Handle one ID/OTA message end to end; the Trigger when the file is in place.
+    import gc
+
+    gc.collect()
+    idle = gc.mem_alloc()
     try:
         t = parse(payload)
     except OTAError as e:
         report({"token": e.token, "state": "failed", "file": e.name,
                 "reason": e.reason, "detail": e.detail})
         return None
-    return t if receive(t, report) else None
+    return t if receive(t, report, idle) else None

