@@ -22,8 +22,8 @@ def insert(db, device, items, force):
     return push_id
 
 
-def step(db, push_id, state, detail=None):
-    now = time.time()
+def step(db, push_id, state, detail=None, at=None):
+    now = time.time() if at is None else at
     db.execute("UPDATE pushes SET state = ?, updated_at = ? WHERE id = ?", (state, now, push_id))
     db.execute("INSERT INTO push_events (push_id, at, state, detail) VALUES (?,?,?,?)",
                (push_id, now, state, detail))

@@ -75,6 +75,9 @@ class _Run:
         self.events = queue.Queue()
         self.finished = threading.Event()
         self.last_progress = 0.0
+        self.pending = []         # steps noted during a transfer, not written yet
+        self.transferring = False
+        self.sent = 0
         self.cancelled = None     # (reason, detail) once cancelled
 
 
@@ -311,7 +314,7 @@ class PushService:
             parts = [head] + files
         else:
             parts = files
-        run.last_progress = 0.0
+        run.last_progress, run.pending, run.transferring, run.sent = 0.0, [], False, 0
         with TransferSession(parts, run.token, cfg["OTA_TRANSFER_BIND"], cfg["OTA_TRANSFER_PORTS"],
                              cfg["OTA_TRANSFER_TIMEOUT"],
                              on_event=lambda state, detail: self._on_transfer(db, run, state, detail)
@@ -333,7 +336,10 @@ class PushService:
                 form += ", signed"
             self.bus.publish("%s/OTA" % run.device, trigger)
             push_log.step(db, run.id, "trigger_sent", "%s form, %s:%d" % (form, host, session.port))
-            session.serve()
+            try:
+                session.serve()
+            finally:
+                self._flush(db, run)
         run.session = None
         push_log.progress(db, run.id, session.payload)
         push_log.step(db, run.id, "sent", "%d bytes" % session.payload)
@@ -410,14 +416,28 @@ class PushService:
     # -- recording -------------------------------------------------------------------------
 
     def _on_transfer(self, db, run, state, detail):
+        """Called on the sending thread between chunks: steps are noted with their time and
+        written at most every _PROGRESS_EVERY, so a short transfer is never held up by the
+        database (they are written when it ends: _flush)."""
+        now = time.monotonic()
         if state == "connected":
-            push_log.step(db, run.id, "connected", detail)
+            run.pending.append(("connected", detail, time.time()))
+            run.last_progress = now
         elif state == "progress":
-            if run.last_progress == 0.0:
-                push_log.step(db, run.id, "transferring", "%d bytes" % run.session.payload)
-            if time.monotonic() - run.last_progress >= _PROGRESS_EVERY:
-                run.last_progress = time.monotonic()
-                push_log.progress(db, run.id, detail)
+            if not run.transferring:
+                run.transferring = True
+                run.pending.append(("transferring", "%d bytes" % run.session.payload, time.time()))
+            run.sent = detail
+            if now - run.last_progress >= _PROGRESS_EVERY:
+                run.last_progress = now
+                self._flush(db, run)
+
+    def _flush(self, db, run):
+        for state, detail, at in run.pending:
+            push_log.step(db, run.id, state, detail, at)
+        run.pending = []
+        if run.sent:
+            push_log.progress(db, run.id, run.sent)
 
 
 def _span(seconds):
