@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from .names import MAX_TARGET, is_device_name
+from .payloads import load_object
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,8 @@ def _short_str(doc, key, limit=64):
 
 def parse_heartbeat(payload):
     """A Heartbeat from a `ID/status` payload; ValueError says what is wrong with it."""
-    if len(payload) > MAX_HEARTBEAT:
-        raise ValueError("heartbeat of %d bytes is over %d" % (len(payload), MAX_HEARTBEAT))
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError("heartbeat is not JSON (%s)" % type(exc).__name__) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("online"), bool):
+    doc = load_object(payload, MAX_HEARTBEAT, "heartbeat")
+    if not isinstance(doc.get("online"), bool):
         raise ValueError("heartbeat is not an object with a boolean 'online'")
     if not doc["online"]:
         return Heartbeat(online=False, reason=_short_str(doc, "reason"))

@@ -8,7 +8,6 @@ Every step is a timestamped row in push_events (push_log.py): the push's timelin
 """
 import collections
 import contextlib
-import json
 import logging
 import queue
 import secrets
@@ -21,6 +20,7 @@ from .db import get_db
 from .manifest import BadPayload, Item, check_items, manifest, manifest_sha1
 from .names import check_device_name
 from .netinfo import advertise_host
+from .payloads import load_object
 from .transfer import TransferError, TransferSession
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,8 @@ def build_trigger(host, port, target, sha1, size=None, token=None, extra=()):
 
 def parse_device_status(payload):
     """The dict of an `ID/ota/status` payload; ValueError says what is wrong with it."""
-    if len(payload) > MAX_STATUS:
-        raise ValueError("ota status of %d bytes is over %d" % (len(payload), MAX_STATUS))
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError("ota status is not JSON (%s)" % type(exc).__name__) from None
-    if not isinstance(doc, dict) or doc.get("state") not in DEVICE_STATES:
+    doc = load_object(payload, MAX_STATUS, "ota status")
+    if doc.get("state") not in DEVICE_STATES:
         raise ValueError("ota status has no known 'state'")
     for key in ("token", "reason", "detail", "file", "sha1"):
         if not isinstance(doc.get(key, ""), str):

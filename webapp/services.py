@@ -1,5 +1,4 @@
 """The long-lived parts (broker, bus, pushes), started explicitly and once per process."""
-import json
 import logging
 import os
 import secrets
@@ -10,7 +9,10 @@ from .bus import Bus
 from .db import get_db
 from .devices import parse_heartbeat
 from .names import is_device_name
+from .payloads import load_object
 from .pushes import PushService
+
+MAX_PLUGIN_STATE = 2048
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +70,14 @@ class Services:
         self.pushes.on_heartbeat(device, heartbeat)
 
     def _on_plugin_state(self, device, plugin, payload):
-        if not (is_device_name(device) and is_device_name(plugin)) or len(payload) > 2048:
+        if not (is_device_name(device) and is_device_name(plugin)):
             return
         try:
-            state = json.loads(payload)
-        except (ValueError, RecursionError):
-            log.warning("ignoring %s/%s/state: not JSON", device, plugin)
+            state = load_object(payload, MAX_PLUGIN_STATE, "plugin state")
+        except ValueError as exc:
+            log.warning("ignoring %s/%s/state: %s", device, plugin, exc)
             return
-        if isinstance(state, dict):
-            self.registry.record_plugin_state(get_db(), device, plugin, state)
+        self.registry.record_plugin_state(get_db(), device, plugin, state)
 
 
 def start_services(app, role="server"):

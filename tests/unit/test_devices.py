@@ -25,7 +25,7 @@ def test_a_heartbeat_is_read_field_by_field():
     (b"not json", "not JSON"),
     (b"\xff\xfe", "not JSON"),
     (b"[" * 5000 + b"]" * 5000, "not JSON"),
-    (b"[1,2]", "boolean 'online'"),
+    (b"[1,2]", "not a JSON object"),
     (b'{"online": "yes"}', "boolean 'online'"),
     (beat(boot=-1), "boot"),
     (beat(boot="7"), "boot"),
