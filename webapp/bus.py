@@ -50,6 +50,7 @@ class Bus:
         self._sync_topic = "dcc-ota/sync/%s" % client_id
         self._sync_waiters = {}
         self._mqtt = None
+        self._thread_ctx = None
 
     def on(self, kind, handler):
         """Route messages of `kind` ('status', 'ota_status', 'plugin_state') to handler."""
@@ -141,10 +142,14 @@ class Bus:
         if handler is None:
             return
         try:
-            with self.app.app_context():
-                if plugin is None:
-                    handler(device, message.payload)
-                else:
-                    handler(device, plugin, message.payload)
+            if self._thread_ctx is None:
+                # paho calls us on one long-lived thread: one app context, and so one database
+                # connection, serves every message instead of a new one for each.
+                self._thread_ctx = self.app.app_context()
+                self._thread_ctx.push()
+            if plugin is None:
+                handler(device, message.payload)
+            else:
+                handler(device, plugin, message.payload)
         except Exception:  # the boundary: one bad message must not stop the bus
             log.exception("MQTT: handling %s failed", message.topic)

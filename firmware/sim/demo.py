@@ -44,7 +44,9 @@ def main():
         _wait_port(broker_port, server)
         flash_root = ROOT / "instance" / "sim"
         for name in NAMES:
+            # A board confirms an update after 30 s of healthy running; 5 s for the demo.
             dev = SimDevice(name, flash_root / name, broker_port=broker_port, heartbeat=5,
+                            settings={"confirm_after": 5},
                             log_path=flash_root / ("%s.log" % name))
             devices.append(dev.start())
         print("\ndemo: open http://127.0.0.1:%s/  devices: %s (logs in %s)\n"

@@ -39,7 +39,8 @@ def sims(mosquitto, tmp_path_factory):
     root = tmp_path_factory.mktemp("flash")
     tag = secrets.token_hex(2)
     devices = [SimDevice("%s-%s" % (name, tag), root / name, broker_port=mosquitto.port,
-                         heartbeat=2).start() for name in ("hall", "porch")]
+                         heartbeat=2, settings={"confirm_after": 1}).start()
+               for name in ("hall", "porch")]
     yield devices
     for dev in devices:
         dev.stop()
