@@ -31,6 +31,16 @@ def _wait_port(port, proc, deadline_s=30):
     raise SystemExit("demo: nothing listening on port %d after %ds" % (port, deadline_s))
 
 
+def _device_keys():
+    """The demo devices are added like real ones: each gets its key, so triggers are signed."""
+    from webapp import create_app, keys
+    from webapp.db import get_db
+    app = create_app()
+    with app.app_context():
+        db = get_db()
+        return {name: keys.get(db, name) or keys.add(db, name) for name in NAMES}
+
+
 def main():
     env = dict(os.environ)
     # Everything runs on this machine: devices connect back over loopback.
@@ -40,13 +50,14 @@ def main():
     server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c",
                                "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env)
     devices = []
+    keys_by_name = _device_keys()
     try:
         _wait_port(broker_port, server)
         flash_root = ROOT / "instance" / "sim"
         for name in NAMES:
             # A board confirms an update after 30 s of healthy running; 5 s for the demo.
             dev = SimDevice(name, flash_root / name, broker_port=broker_port, heartbeat=5,
-                            settings={"confirm_after": 5},
+                            settings={"confirm_after": 5, "key": keys_by_name[name]},
                             log_path=flash_root / ("%s.log" % name))
             devices.append(dev.start())
         print("\ndemo: open http://127.0.0.1:%s/  devices: %s (logs in %s)\n"
