@@ -1,4 +1,15 @@
-# Runs first on every boot. Kept minimal: safe boot and rollback will live here.
+# Runs first on every boot. Minimal on purpose: safeboot.py finishes or rolls back an
+# update and, while one is on probation, runs main.py itself (it does not return then).
 import gc
 
+try:
+    import safeboot
+except ImportError:
+    safeboot = None
+if safeboot:
+    safeboot.run()
+    import sys
+
+    del sys.modules["safeboot"]
+del safeboot
 gc.collect()

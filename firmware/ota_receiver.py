@@ -16,7 +16,7 @@ _BUF = const(1024)
 _TIMEOUT = const(10)  # seconds, for every socket operation
 PART = ".ota.part"
 
-from ota_trigger import OTAError, Trigger, bad_name, parse  # noqa: E402,F401
+from ota_trigger import OTAError, Trigger, bad_name, parse, protected  # noqa: E402,F401
 
 
 def _status(t, state, extra=None):
@@ -72,8 +72,10 @@ def receive(t, report, idle=0):
     import socket
     import hashlib
     import gc
+    import sys
     from binascii import hexlify
 
+    wdt = getattr(sys.modules.get("safeboot"), "wdt", None)  # running once started
     if t.size is not None:
         try:
             st = os.statvfs(".")
@@ -122,6 +124,8 @@ def receive(t, report, idle=0):
             got += k
             if left > 0:
                 left -= k
+            if wdt:
+                wdt.feed()
         if t.size is not None:
             stage = "size mismatch"
             if s.readinto(mv[:1]):
@@ -155,8 +159,20 @@ def receive(t, report, idle=0):
     return False
 
 
-def run(payload, report):
-    # Handle one ID/OTA message end to end; the Trigger when the file is in place.
+def _busy():
+    # an update still on probation (or its outcome not yet reported) holds the journal
+    import os
+
+    try:
+        os.stat(".ota/journal.json")
+        return True
+    except OSError:
+        return False
+
+
+def run(payload, report, extra=None):
+    # Handle one ID/OTA message end to end; the Trigger when the file is in place (a
+    # single file) or the bundle is verified and its commit journaled (t.bundle).
     import gc
 
     gc.collect()
@@ -166,5 +182,25 @@ def run(payload, report):
     except OTAError as e:
         report({"token": e.token, "state": "failed", "file": e.name,
                 "reason": e.reason, "detail": e.detail})
+        return None
+    try:
+        import ota_auth  # signatures (docs/protocol.md, "Signed triggers")
+    except ImportError:
+        ota_auth = None
+    err = ota_auth.check(payload, t) if ota_auth else None
+    if err:
+        report(_fail(t, "rejected", err))
+        return None
+    keyed = ota_auth is not None and "sig" in ota_auth.features()
+    if _busy():
+        report(_fail(t, "rejected", "the last update is not confirmed yet"))
+        return None
+    if t.bundle:
+        import ota_bundle
+
+        return t if ota_bundle.receive(t, report, keyed, idle, extra) else None
+    why = protected(t.name, t, keyed)
+    if why:
+        report(_fail(t, "rejected", why))
         return None
     return t if receive(t, report, idle) else None

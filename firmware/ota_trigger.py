@@ -7,6 +7,8 @@ except ImportError:  # CPython, for unit tests
     const = lambda x: x
 
 _MAX_SIZE = const(16777216)
+_MAX_FILES = const(8)
+PROTECTED = ("boot.py", "safeboot.py", "settings.json")
 
 
 class OTAError(Exception):
@@ -21,15 +23,20 @@ class OTAError(Exception):
 
 
 class Trigger:
-    # A parsed trigger; size is None and token "" in the legacy form.
+    # A parsed trigger; size is None and token "" in the legacy form. kv: the key=value
+    # fields (str -> str, unknown keys kept and ignored); bundle: the file count of a bundle
+    # trigger, else 0; signed: set by ota_auth.check() on a good signature.
 
-    def __init__(self, host, port, name, sha1, size=None, token=""):
+    def __init__(self, host, port, name, sha1, size=None, token="", kv=None):
         self.host = host
         self.port = port
         self.name = name
         self.sha1 = sha1
         self.size = size
         self.token = token
+        self.kv = kv or {}
+        self.bundle = 0
+        self.signed = False
 
 
 def _hex(s, n):
@@ -119,7 +126,27 @@ def parse(payload):
         raise OTAError("malformed", "bad size", token, name)
     if not token:
         raise OTAError("malformed", "bad token", "", name)
-    for kv in f[6:]:
-        if kv.find("=") < 1:
+    kv = {}
+    for x in f[6:]:
+        i = x.find("=")
+        if i < 1:
             raise OTAError("malformed", "bad key=value", token, name)
-    return Trigger(f[0], port, name, f[3], size, token)
+        kv[x[:i]] = x[i + 1:]
+    t = Trigger(f[0], port, name, f[3], size, token, kv)
+    if "bundle" in kv:
+        t.bundle = _num(kv["bundle"], 1, _MAX_FILES) or 0
+        if not t.bundle:
+            raise OTAError("malformed", "bad bundle count", token, name)
+    return t
+
+
+def protected(name, t, keyed):
+    # Why the push t may not replace name (boot.py, safeboot.py, settings.json), or None.
+    # keyed: the device has a key (ota_auth lists "sig"): then only a signed force=1 does.
+    if name not in PROTECTED:
+        return None
+    if t.kv.get("force") != "1":
+        return name + " needs force=1"
+    if t.signed or (not keyed and name != "settings.json"):
+        return None
+    return name + " needs a signed trigger"

@@ -16,6 +16,9 @@ DEFAULTS = {
     "plugins": ["lamp"],
     "lamp": {"relay_pin": 5, "button_pin": 0, "led_pin": 2, "led_active_low": True},
     "debug": False,
+    "confirm_after": 30,  # seconds of healthy running that confirm an update
+    "max_boots": 2,  # boots on probation before the safe-boot code rolls back
+    "wdt_ms": 8000,  # watchdog timeout on probation (where the port's WDT takes one)
 }
 SETTINGS = "settings.json"
 BOOT_FILE = ".boot_count"
@@ -103,3 +106,12 @@ def file_hashes():
         else:
             add(name)
     return out
+
+
+# The update journal (.ota/journal.json, docs/safety.md), or None.
+def journal():
+    try:
+        with open(".ota/journal.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None

@@ -369,7 +369,7 @@ class PushService:
         firmware with a journal) confirmed after its probation, or rolled back."""
         cfg = self.app.config
         deadline = time.monotonic() + cfg["OTA_CONFIRM_TIMEOUT"]
-        seen = []
+        seen, new_boot = [], None
         while True:
             try:
                 kind, msg = run.events.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -389,7 +389,8 @@ class PushService:
                 if state == "rolled_back":
                     raise TransferError("rolled back", msg["reason"] or msg["detail"])
                 if state == "confirmed":
-                    push_log.finish(db, run.id, "done", None, "confirmed after its probation")
+                    push_log.finish(db, run.id, "done", None, "confirmed after its probation%s"
+                                    % (", boot %s" % new_boot if new_boot is not None else ""))
                     return
                 if state in ("verified", "rebooting") and state not in seen:
                     seen.append(state)
@@ -399,6 +400,7 @@ class PushService:
                 if probation:
                     if not wrong and "online" not in seen:
                         seen.append("online")
+                        new_boot = msg.boot
                         push_log.step(db, run.id, "online", "boot %s, on probation" % msg.boot)
                     continue  # the verdict comes as `confirmed` or `rolled_back`
                 if wrong:

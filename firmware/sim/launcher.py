@@ -52,7 +52,8 @@ class SimDevice:
 
     def __init__(self, name, flash_dir, broker_host="127.0.0.1", broker_port=1883,
                  heap="38wK", heartbeat=10, settings=None, firmware_dir=None,
-                 log_path=None, echo=False, precompiled=False, precompiled_shims=None):
+                 log_path=None, echo=False, precompiled=False, precompiled_shims=None,
+                 kill_at=None):
         self.name = name
         self.flash_dir = Path(flash_dir)
         self.broker_host = broker_host
@@ -71,6 +72,11 @@ class SimDevice:
         self._shims = None  # the precompiled shims' folder, when used
         self.boots = 0
         self.exit_codes = []
+        # Power cuts: kill_at names an update step (machine.sim_step in the firmware); the
+        # boot that reaches it is SIGKILLed there, once. set kill_at again for another.
+        self.kill_at = kill_at
+        self.cuts = []  # the steps where the power was cut
+        self.watchdog_resets = 0
         self._proc = None
         self._thread = None
         self._stop = threading.Event()
@@ -159,27 +165,65 @@ class SimDevice:
         env = dict(os.environ)
         env["MICROPYPATH"] = "%s:%s" % (self._shims or SHIMS_DIR, self.flash_dir.resolve())
         boot = ["-m", "simboot"] if self._shims else [str(SHIMS_DIR / "simboot.py")]
+        env["SIM_CTL"] = str(self.flash_dir.resolve())
         cmd = [self._binary, "-X", "heapsize=" + self.heap] + boot
+        wdt_file = self.flash_dir / ".sim_wdt"
         while not self._stop.is_set():
             with self._lock:
                 if self._stop.is_set():
                     break
+                env.pop("SIM_KILL_AT", None)
+                kill_at = self.kill_at
+                if kill_at:
+                    env["SIM_KILL_AT"] = kill_at
+                wdt_file.unlink(missing_ok=True)
                 self._proc = subprocess.Popen(
                     cmd, cwd=self.flash_dir, env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                 self.boots += 1
-            for raw in self._proc.stdout:
-                self._line(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            rc = self._proc.wait()
-            self._proc.stdout.close()
+            proc = self._proc
+            cut = []
+            dog = threading.Thread(target=self._watchdog, args=(proc, wdt_file, cut),
+                                   daemon=True)
+            dog.start()
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                self._line(line)
+                if kill_at and line == "[sim-step] " + kill_at:
+                    proc.kill()  # the power cut
+                    cut.append("power cut at " + kill_at)
+                    self.cuts.append(kill_at)
+                    self.kill_at = None
+            rc = proc.wait()
+            proc.stdout.close()
+            dog.join()
             self.exit_codes.append(rc)
             if self._stop.is_set():
                 break
-            if rc == RESET_EXIT_CODE:
-                self._line("[sim] reset, rebooting")
+            if rc == RESET_EXIT_CODE or cut:
+                self._line("[sim] %s, rebooting" % (cut[0] if cut else "reset"))
                 continue
             self._line("[sim] crashed (exit %d), restarting in %.0f s" % (rc, CRASH_RESTART_S))
             self._stop.wait(CRASH_RESTART_S)
+
+
+    def _watchdog(self, proc, wdt_file, cut):
+        # The hardware watchdog's equivalent: once machine.WDT() has written wdt_file, a
+        # process that does not feed it (rewrite it) within its timeout is killed.
+        import time
+
+        while proc.poll() is None:
+            time.sleep(0.1)
+            try:
+                age = time.time() - wdt_file.stat().st_mtime
+                limit = int(wdt_file.read_text() or 0) / 1000.0
+            except (OSError, ValueError):
+                continue
+            if limit and age > limit and proc.poll() is None:
+                cut.append("watchdog reset")
+                self.watchdog_resets += 1
+                proc.kill()
+                return
 
 
 def _parse(argv):

@@ -144,7 +144,7 @@ def test_a_push_shows_its_timeline_to_done_and_the_device_comes_back_with_the_fi
     steps = [li.find_element(By.TAG_NAME, "strong").text
              for li in push_card.find_elements(By.CSS_SELECTOR, ".timeline li")]
     assert steps == ["queued", "trigger_sent", "connected", "transferring", "sent", "verified",
-                     "rebooting", "done"]
+                     "rebooting", "online", "done"]
     bar = push_card.find_element(By.CSS_SELECTOR, "progress")
     assert bar.get_attribute("value") == bar.get_attribute("max") == str(len(data))
 
@@ -293,3 +293,40 @@ def test_deleting_a_file_asks_first(browser, server, tmp_path):
     wait(browser, lambda b: "Deleted doomed.py." in b.find_element(By.CSS_SELECTOR, ".flashes").text,
          what="the deletion message")
     assert digest not in stored_sha1s(browser)
+
+
+def test_two_files_go_as_one_update(browser, server, sims, tmp_path):
+    dev = sims[1]
+    wait_online(browser, server, dev.name)
+    one, two = b"PART = 1\n", b"def helper():\n    return 2\n"
+    digests = [upload(browser, server, make_file(tmp_path, "part.py", one)),
+               upload(browser, server, make_file(tmp_path, "helper.py", two))]
+
+    push_via_form(browser, server, digests, [dev.name])
+
+    push_card = browser.find_element(By.CSS_SELECTOR, "[data-push]")
+    assert "part.py" in push_card.text and "helper.py" in push_card.text
+    wait(browser, lambda b: timeline_state(b, push_card) == "done", what="the bundle to be done")
+    assert "bundle form" in push_card.text
+    assert (dev.flash_dir / "part.py").read_bytes() == one
+    assert (dev.flash_dir / "helper.py").read_bytes() == two
+
+
+def test_a_main_py_that_raises_rolls_back_and_the_timeline_says_why(browser, server, sims,
+                                                                   tmp_path):
+    dev = sims[0]
+    wait_online(browser, server, dev.name)
+    before = (dev.flash_dir / "main.py").read_bytes()
+    bad = b"raise RuntimeError('the lamp relay is wired to the wrong pin')\n"
+    digest = upload(browser, server, make_file(tmp_path, "main.py", bad))
+
+    push_via_form(browser, server, [digest], [dev.name])
+
+    push_card = browser.find_element(By.CSS_SELECTOR, "[data-push]")
+    wait(browser, lambda b: timeline_state(b, push_card) == "failed", timeout=60,
+         what="the rollback")
+    reason = push_card.find_element(By.CSS_SELECTOR, '[data-field="reason"]').text
+    assert reason.startswith("Failed: rolled back")
+    assert "the lamp relay is wired to the wrong pin" in reason
+    assert (dev.flash_dir / "main.py").read_bytes() == before
+    wait_online(browser, server, dev.name)

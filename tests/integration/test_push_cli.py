@@ -79,8 +79,8 @@ def test_push_wait_exits_0_when_the_device_runs_the_new_file(server, devices, un
     done = ota(cli_env(mosquitto, tmp_path), "push", str(src), "--device", name, "--wait")
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "done: back online" in done.stdout
-    for step in ("trigger_sent", "connected", "verified", "rebooting"):
+    assert "done: confirmed after its probation" in done.stdout
+    for step in ("trigger_sent", "connected", "verified", "rebooting", "online"):
         assert step in done.stdout
     assert (dev.flash_dir / "main.py").read_bytes() == src.read_bytes()
     sha1 = hashlib.sha1(src.read_bytes()).hexdigest()
@@ -147,3 +147,32 @@ def test_a_seed_style_device_is_updated_with_the_four_field_trigger(devices, uni
     assert "legacy form" in delivered.stdout
     assert "delivered, unconfirmed" in delivered.stderr
     assert (flash / "lamp.cfg").read_bytes() == src.read_bytes()
+
+
+def test_several_files_go_as_one_update(server, devices, unique, mosquitto, tmp_path):
+    name = unique("bundle")
+    dev = devices(name)
+    registered(server, name, lambda d: d.online and "bundle" in d.features)
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("A = 1\n")
+    b.write_text("B = 2\n")
+
+    done = ota(cli_env(mosquitto, tmp_path), "push", str(a), str(b), "--device", name, "--wait")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bundle form" in done.stdout
+    assert (dev.flash_dir / "a.py").read_text() == "A = 1\n"
+    assert (dev.flash_dir / "b.py").read_text() == "B = 2\n"
+
+
+def test_the_safe_boot_code_needs_force(mosquitto, tmp_path):
+    boot = tmp_path / "boot.py"
+    boot.write_text("import safeboot\n")
+    env = cli_env(mosquitto, tmp_path)
+
+    refused = ota(env, "push", str(boot), "--device", "lamp")
+    assert refused.returncode == 2
+    assert "boot.py is the safe-boot code" in refused.stderr and "force" in refused.stderr
+
+    two = ota(env, "push", str(boot), str(boot), "--device", "lamp", "--as", "x.py")
+    assert two.returncode == 2 and "--as names one file" in two.stderr

@@ -48,7 +48,9 @@ def test_a_3_8kb_main_py_arrives_and_the_device_reboots_with_it(server, devices,
     assert (row["state"], row["reason"]) == ("done", None), row
     assert [e["state"] for e in row["events"]] == [
         "queued", "trigger_sent", "connected", "transferring", "sent", "verified",
-        "rebooting", "done"]
+        "rebooting", "online", "done"]
+    assert row["form"] == "bundle"  # the firmware takes every push through its journal
+    assert row["detail"] == "confirmed after its probation, boot %d" % (before.boot + 1)
     assert row["bytes_sent"] == row["total"] == 3800
     assert (dev.flash_dir / "main.py").read_bytes() == data
     after = registered(server, name, lambda d: d.online and d.files.get("main.py") == sha1)

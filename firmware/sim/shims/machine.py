@@ -95,3 +95,52 @@ class Pin:
 
     def irq(self, *args, **kw):
         return None
+
+
+def _ctl(name):
+    # a file of the launcher's, outside the simulated flash (env SIM_CTL: a host folder)
+    import os
+
+    d = os.getenv("SIM_CTL")
+    return d + "/" + name if d else None
+
+
+class WDT:
+    # The watchdog: the launcher SIGKILLs a process whose last feed (the mtime of
+    # SIM_CTL/.sim_wdt, which holds the timeout in ms) is older than the timeout, then starts
+    # it again like a hardware reset. Feeds are written at most every 200 ms.
+    def __init__(self, id=0, timeout=5000):
+        self._path = _ctl(".sim_wdt")
+        self._ms = timeout
+        self._last = None
+        self.feed()
+
+    def feed(self):
+        import time
+
+        now = time.ticks_ms()
+        if self._path is None or (self._last is not None and
+                                  time.ticks_diff(now, self._last) < 200):
+            return
+        self._last = now
+        with open(self._path, "w") as f:
+            f.write(str(self._ms))
+
+
+def sim_step(name):
+    # A named step of an update. With env SIM_KILL_AT equal to name the process prints a
+    # marker and blocks; the launcher SIGKILLs it there (a power cut at exactly that step).
+    import os
+
+    if os.getenv("SIM_KILL_AT") != name:
+        return
+    import sys
+    import time
+
+    print("[sim-step]", name)
+    try:
+        sys.stdout.flush()
+    except AttributeError:
+        pass
+    while True:
+        time.sleep(1)
