@@ -5,6 +5,11 @@
 # Memory: an outgoing packet is built in one bytearray (one write, see _send); an
 # incoming payload over _MAX_PAYLOAD is read off the socket into a 64-byte scratch
 # buffer and dropped, so a hostile message costs no allocation.
+# TLS (tls=True): the socket is wrapped with MicroPython's ssl (or tls) module after the TCP
+# connect; with ca (one CA certificate, a PEM or DER file on flash) the broker's certificate must chain to it
+# and match the host name, without it the link is encrypted but the broker is not
+# authenticated. mbedTLS holds about 20-40 KB per connection: an ESP32 has that, an
+# ESP8266 does not (its TLS, where built, cannot check certificates anyway).
 # Importable under CPython so unit tests can drive it with a fake socket.
 try:
     from micropython import const
@@ -36,14 +41,33 @@ def _str(b):
     return bytes((len(b) >> 8, len(b) & 0xFF))
 
 
+def _der(cert):
+    # PEM -> DER (the first certificate): some mbedTLS builds parse only DER.
+    i = cert.find(b"-----BEGIN CERTIFICATE-----")
+    if i < 0:
+        return cert
+    j = cert.find(b"-----END", i)
+    if j < 0:
+        return cert
+    from binascii import a2b_base64
+
+    try:
+        return a2b_base64(cert[i + 27 : j])
+    except ValueError:
+        return cert
+
+
 class MQTTClient:
-    def __init__(self, client_id, server, port=1883, user=b"", password=b"", keepalive=30):
+    def __init__(self, client_id, server, port=1883, user=b"", password=b"", keepalive=30,
+                 tls=False, ca=None):
         self.client_id = client_id
         self.server = server
         self.port = port
         self.user = user
         self.password = password
         self.keepalive = keepalive
+        self.tls = tls
+        self.ca = ca
         self.sock = None
         self.will = None
         self.pid = 0
@@ -66,6 +90,8 @@ class MQTTClient:
             sock.settimeout(_TIMEOUT)
             try:
                 sock.connect(addr)
+                if self.tls:
+                    sock = self._wrap(sock)
             except OSError:
                 sock.close()
                 raise
@@ -91,6 +117,48 @@ class MQTTClient:
         if resp[3]:
             raise MQTTError("connection refused, code %d" % resp[3])
         self.last_rx = ticks_ms()
+
+    def _wrap(self, sock):
+        # TLS over the connected socket; every failure is an OSError (the reconnect path).
+        try:
+            import ssl
+        except ImportError:
+            try:
+                import tls as ssl
+            except ImportError:
+                raise MQTTError("settings tls: this board's MicroPython has no ssl module")
+        cadata = None
+        if self.ca:
+            try:
+                with open(self.ca, "rb") as f:
+                    cadata = f.read()
+            except OSError:
+                raise MQTTError("settings ca: cannot read %s" % self.ca)
+            cadata = _der(cadata)
+        host = self.server
+        if hasattr(ssl, "SSLContext"):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if cadata:
+                try:
+                    ctx.load_verify_locations(cadata=cadata)
+                except (ValueError, OSError):
+                    raise MQTTError("settings ca: %s is not a PEM or DER certificate" % self.ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            else:
+                ctx.verify_mode = ssl.CERT_NONE
+            cadata = None
+            wrap = ctx.wrap_socket
+        elif cadata:
+            # older ports (ESP8266, axTLS) cannot check a certificate
+            raise MQTTError("settings ca: this board's ssl cannot check certificates")
+        else:
+            wrap = ssl.wrap_socket
+        try:
+            return wrap(sock, server_hostname=host)
+        except ValueError as e:
+            # mbedTLS reports a failed handshake (a certificate that does not chain to ca,
+            # a name mismatch) as ValueError: make it a link failure like any other
+            raise MQTTError("TLS handshake: %s" % str(e).strip())
 
     def disconnect(self):
         # Say goodbye (the broker then drops the last will) and close; never raises.
