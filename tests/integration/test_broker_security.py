@@ -1,10 +1,8 @@
 """The server's broker connection with TLS and a password, against a real mosquitto that
 refuses anonymous clients and lets each device write only its own topics (docs/security.md)."""
-import subprocess
-
 import pytest
 
-from tests.support.mosquitto import Mosquitto
+from tests.support.tls_broker import secured_mosquitto
 from tests.support.waiting import wait_until
 from webapp import create_app
 from webapp.services import start_services, stop_services
@@ -12,29 +10,10 @@ from webapp.services import start_services, stop_services
 pytestmark = pytest.mark.integration
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-            "server.key", "-out", "server.csr", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
-    subprocess.run(["mosquitto_passwd", "-c", "-b", str(d / "passwd"), "dcc-ota", "server secret"],
-                   check=True, capture_output=True)
-    subprocess.run(["mosquitto_passwd", "-b", str(d / "passwd"), "lamp1", "lamp secret"],
-                   check=True, capture_output=True)
-    (d / "acl").write_text("user dcc-ota\ntopic readwrite #\n"
-                           "pattern readwrite %u/#\n")  # a device may use only its own topics
-    options = ("cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n"
-               "password_file {0}/passwd\nacl_file {0}/acl".format(d))
-    with Mosquitto(listener_options=options, anonymous=False) as broker:
+    with secured_mosquitto(d) as broker:
         yield broker, d
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support.mosquitto import Mosquitto
+from tests.support.tls_broker import secured_mosquitto
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -39,30 +39,10 @@ except OSError as e:
 """
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory):
     d = tmp_path_factory.mktemp("devtls")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-            "server.key", "-out", "server.csr", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
-    # a second CA that did not sign the broker's certificate
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other",
-            "-keyout", "other.key", "-out", "other.pem", cwd=d)
-    for user, pw in (("dcc-ota", "server secret"), ("lamp1", "lamp secret")):
-        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if user == "dcc-ota" else [])
-                       + [str(d / "passwd"), user, pw], check=True, capture_output=True)
-    (d / "acl").write_text("user dcc-ota\ntopic readwrite #\npattern readwrite %u/#\n")
-    options = ("cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n"
-               "password_file {0}/passwd\nacl_file {0}/acl".format(d))
-    with Mosquitto(listener_options=options, anonymous=False) as broker:
+    with secured_mosquitto(d) as broker:
         yield broker, d
 
 
