@@ -1,23 +1,16 @@
-# DCC-OTA bundle receiver (docs/protocol.md, "Safe updates"): the manifest, then every
-# file to .ota/new/<i> with its size and SHA-1 checked, then the commit journal. The
-# renames themselves are done by safeboot.py at the next boot (one code path for a commit
-# and for its roll-forward after a power cut). Imported only for a bundle push.
-# Memory: one 1024-byte buffer for the manifest and then for every chunk.
-try:
-    from micropython import const
-except ImportError:  # CPython, for unit tests
-    const = lambda x: x
+# DCC-OTA bundles (docs/protocol.md, "Safe updates"): the manifest and the commit journal.
+# ota_receiver imports this only for a bundle push (and drops it after a failed one): it
+# reads the manifest through its own buffer, streams every file to .ota/new/<i> with its one
+# transfer loop, then calls commit(). The renames are done by safeboot.py at the next boot
+# (one code path for a commit and for its roll-forward after a power cut).
+from ota_trigger import OTAError, bad_name, protected
 
-from ota_trigger import OTAError, bad_name, protected  # noqa: E402
-
-_BUF = const(1024)
-_TIMEOUT = const(10)  # seconds, for every socket operation
-DIR = ".ota"
 NEW = ".ota/new/"
 JOURNAL = ".ota/journal.json"
+MAX = 1024  # manifest bytes: it must fit the receiver's buffer
 
 
-def _step(name):
+def step(name):
     # a named point where the simulator can cut the power (no-op on a board)
     import machine
 
@@ -26,43 +19,39 @@ def _step(name):
         f(name)
 
 
-def _mkdirs():
-    import os
-
-    for d in (DIR, NEW[:-1], ".ota/old"):
-        try:
-            os.mkdir(d)
-        except OSError:
-            pass  # exists
-
-
-def clean(d=NEW[:-1]):
-    # delete every file in a .ota folder (temporary files of a push that did not commit)
+def clean():
+    # delete the temporary files of a push that did not commit
     import os
 
     try:
-        for e in os.ilistdir(d):
-            os.remove(d + "/" + e[0])
+        for e in os.ilistdir(NEW[:-1]):
+            os.remove(NEW + e[0])
     except OSError:
         pass
 
 
-def save(j):
-    # replace the journal atomically: a power cut leaves the old one or the new one
-    import json
+def start(t):
+    # Ready the flash for bundle t: None, or why the trigger is malformed.
     import os
 
-    with open(JOURNAL + ".tmp", "w") as f:
-        json.dump(j, f)
-    os.rename(JOURNAL + ".tmp", JOURNAL)
+    if t.size > MAX:
+        return "manifest over %d bytes" % MAX
+    for d in (".ota", NEW[:-1], ".ota/old"):
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass  # exists
+    clean()
+    return None
 
 
 def _hex(s):
     return len(s) == 40 and all(c in "0123456789abcdef" for c in s)
 
 
-def manifest(text, t, keyed):
-    # [(sha1, size, name)] from the manifest text; OTAError malformed / rejected
+def parse_manifest(text, t, keyed):
+    # [(sha1, size, name)] from the manifest text of bundle t; OTAError malformed/rejected.
+    # keyed: the device has a key (see ota_trigger.protected).
     items = []
     for line in text.split("\n")[:-1]:
         p = line.split(" ")
@@ -84,132 +73,50 @@ def manifest(text, t, keyed):
     return items
 
 
-def _free():
-    import os
-
-    try:
-        st = os.statvfs(".")
-        return st[0], st[0] * st[4]
-    except OSError:
-        return 0, None
-
-
-def receive(t, report, keyed, idle=0, extra=None):
-    # Fetch bundle t; True once every file is verified and the commit journal written.
-    # extra: more journal fields for safeboot (max boots, watchdog timeout).
-    import os
-    import socket
+def read_manifest(s, mv, t, keyed):
+    # Read bundle t's manifest from socket s into mv (the receiver's buffer), check its
+    # SHA-1 and the free space for every file; returns parse_manifest()'s list.
     import hashlib
-    import gc
     from binascii import hexlify
+    from ota_receiver import free_space
 
-    def st(state, extra=None):
-        d = {"token": t.token, "state": state, "file": t.name}
-        if extra:
-            d.update(extra)
-        report(d)
+    got = 0
+    while got < t.size:
+        k = s.readinto(mv[got:t.size])
+        if not k:
+            raise OTAError("transfer broken", "EOF in the manifest")
+        got += k
+    if hexlify(hashlib.sha1(mv[:got]).digest()).decode() != t.sha1:
+        raise OTAError("hash mismatch", "manifest")
+    items = parse_manifest(bytes(mv[:got]).decode(), t, keyed)
+    need = 0
+    for x in items:
+        need += x[1]
+    bs, free = free_space()
+    # every file may take a partly used block, and the journal a block or two
+    if free is not None and need + (len(items) + 2) * bs > free:
+        raise OTAError("no space", "need %d bytes, %d free" % (need, free))
+    return items
 
-    import sys
 
-    wdt = getattr(sys.modules.get("safeboot"), "wdt", None)  # running once started
-    if t.size > _BUF:
-        st("failed", {"reason": "malformed", "detail": "manifest over %d bytes" % _BUF})
-        return False
-    _mkdirs()
-    clean()
-    st("connecting")
-    gc.collect()
-    s = socket.socket()
-    f = None
-    stage = "connect failed"
-    try:
-        s.settimeout(_TIMEOUT)
-        s.connect(socket.getaddrinfo(t.host, t.port)[0][-1])
-        s.write(t.token.encode() + b"\n")
-        st("connected")
-        gc.collect()
-        buf = bytearray(_BUF)
-        mv = memoryview(buf)
-        peak = gc.mem_alloc()
-        stage = "transfer broken"
-        got = 0
-        while got < t.size:
-            k = s.readinto(mv[got:t.size])
-            if not k:
-                raise OTAError("transfer broken", "EOF in the manifest")
-            got += k
-        h = hashlib.sha1(mv[:got])
-        if hexlify(h.digest()).decode() != t.sha1:
-            raise OTAError("hash mismatch", "manifest")
-        items = manifest(bytes(mv[:got]).decode(), t, keyed)
-        need = 0
-        for x in items:
-            need += x[1]
-        bs, free = _free()
-        if free is not None and need + (len(items) + 2) * bs > free:
-            raise OTAError("no space", "need %d bytes, %d free" % (need, free))
-        got = 0
-        c = buf
-        for i in range(len(items)):
-            sha, left, name = items[i]
-            stage = "write failed"
-            f = open(NEW + str(i), "wb")
-            h = hashlib.sha1()
-            while left:
-                stage = "transfer broken"
-                k = s.readinto(buf if left >= _BUF else mv[:left])
-                if not k:
-                    raise OTAError("transfer broken", "EOF in %s" % name)
-                stage = "write failed"
-                if k != len(c):
-                    c = buf if k == _BUF else mv[:k]
-                f.write(c)
-                h.update(c)
-                got += k
-                left -= k
-                if wdt:
-                    wdt.feed()
-                _step("download")
-            f.close()
-            f = None
-            if hexlify(h.digest()).decode() != sha:
-                raise OTAError("hash mismatch", name)
-        stage = "size mismatch"
-        if s.readinto(mv[:1]):
-            raise OTAError("size mismatch", "more than the manifest's %d bytes" % need)
-        a = gc.mem_alloc()
-        peak = a if a > peak else peak
-        buf = mv = c = None
-        _step("verified")
-        stage = "write failed"
-        had = []
-        for x in items:
-            try:
-                os.stat(x[2])
-                had.append(1)
-            except OSError:
-                had.append(0)
-        j = {"state": "commit", "token": t.token, "files": [x[2] for x in items],
-             "had": had, "boots": 0}
-        if extra:
-            j.update(extra)
-        save(j)
-    except OTAError as e:
-        st("failed", {"reason": e.reason, "detail": e.detail})
-    except OSError as e:
-        # a socket timeout is ETIMEDOUT (110) or, on some ports, EAGAIN (11)
-        reason = stage
-        if e.args and e.args[0] in (11, 110) and stage != "write failed":
-            reason = "timeout"
-        elif e.args and e.args[0] == 28:
-            reason = "no space"
-        st("failed", {"reason": reason, "detail": str(e)})
-    else:
-        st("verified", {"sha1": t.sha1, "bytes": got, "heap": peak - idle})
-        return True
-    finally:
-        s.close()
-        if f is not None:
-            f.close()
-    clean()
-    return False
+def commit(t, items, extra):
+    # Every file is verified in .ota/new: journal the commit for safeboot.py.
+    import json
+    import os
+
+    step("verified")
+    had = []
+    for x in items:
+        try:
+            os.stat(x[2])
+            had.append(1)
+        except OSError:
+            had.append(0)
+    j = {"state": "commit", "token": t.token, "files": [x[2] for x in items], "had": had,
+         "boots": 0}
+    if extra:
+        j.update(extra)
+    # replace the journal atomically: a power cut leaves the old one or the new one
+    with open(JOURNAL + ".tmp", "w") as f:
+        json.dump(j, f)
+    os.rename(JOURNAL + ".tmp", JOURNAL)

@@ -1,7 +1,10 @@
-# DCC-OTA receiver: parse a trigger from ID/OTA, connect back, stream the file to flash.
+# DCC-OTA receiver: connect back for a checked trigger and stream the file(s) to flash.
 #
-# See docs/protocol.md. parse() (from ota_trigger) never touches the flash or the network;
-# receive() writes only .ota.part and, after the SHA-1 matches, renames it over the target.
+# See docs/protocol.md; ota_push decides whether a trigger is taken and calls receive().
+# A single file goes to .ota.part and, after its SHA-1 matches, is renamed over the target
+# (the legacy path, for a trigger without bundle=N). A bundle's manifest is read and checked
+# by ota_bundle (imported only for a bundle push), its files go to .ota/new/<i> through the
+# same loop, and ota_bundle writes the commit journal that safeboot.py carries out at boot.
 # Memory: one 1024-byte buffer per push, filled with readinto; a chunk is passed on
 # whole (no copies). A short read is passed on as a memoryview slice, made only when the
 # length differs from the last one: lwIP returns at most one segment per read, so over
@@ -16,18 +19,11 @@ _BUF = const(1024)
 _TIMEOUT = const(10)  # seconds, for every socket operation
 PART = ".ota.part"
 
-from ota_trigger import OTAError, Trigger, bad_name, parse, protected  # noqa: E402,F401
-
-
-def _status(t, state, extra=None):
-    d = {"token": t.token, "state": state, "file": t.name}
-    if extra:
-        d.update(extra)
-    return d
 
 
 def _fail(t, reason, detail):
-    return _status(t, "failed", {"reason": reason, "detail": detail})
+    return {"token": t.token, "state": "failed", "file": t.name, "reason": reason,
+            "detail": detail}
 
 
 def _remove(name):
@@ -57,6 +53,17 @@ def _place(name):
         os.rename(PART, name)
 
 
+def free_space():
+    # (block size, free bytes) of the flash, or (0, None) where statvfs is missing
+    import os
+
+    try:
+        st = os.statvfs(".")
+        return st[0], st[0] * st[4]
+    except (OSError, AttributeError):
+        return 0, None
+
+
 def _most(peak):
     # the larger of peak and the heap in use now
     import gc
@@ -65,58 +72,30 @@ def _most(peak):
     return a if a > peak else peak
 
 
-def receive(t, report, idle=0):
-    # Fetch the file for Trigger t. report(dict) gets each status; True when in place.
-    # idle: gc.mem_alloc() before the push, for the "heap" figure of the verified status.
-    import os
-    import socket
+def _copy(s, path, left, sha, name, buf, mv, wdt):
+    # Stream left bytes (-1: up to EOF) from socket s to a new file path, checking the
+    # SHA-1 sha of file name; returns the byte count. The one transfer loop of every push:
+    # an OSError out of it is the flash's (write failed, no space), the socket's are
+    # turned into OTAError here.
     import hashlib
-    import gc
-    import sys
     from binascii import hexlify
+    from ota_trigger import OTAError
 
-    wdt = getattr(sys.modules.get("safeboot"), "wdt", None)  # running once started
-    if t.size is not None:
-        try:
-            st = os.statvfs(".")
-            free = st[0] * st[4]
-        except OSError:
-            free = None
-        if free is not None and t.size + 2 * st[0] > free:
-            report(_fail(t, "no space", "need %d bytes, %d free" % (t.size, free)))
-            return False
-    report(_status(t, "connecting"))
-    gc.collect()
-    s = socket.socket()
-    f = None
-    stage = "connect failed"
+    h = hashlib.sha1()
+    got = 0
+    c = buf
+    f = open(path, "wb")
     try:
-        s.settimeout(_TIMEOUT)
-        s.connect(socket.getaddrinfo(t.host, t.port)[0][-1])
-        if t.token:
-            s.write(t.token.encode() + b"\n")
-        report(_status(t, "connected"))
-        gc.collect()  # the 1 KB buffer finds a free block, the figure below no garbage
-        buf = bytearray(_BUF)
-        mv = memoryview(buf)
-        h = hashlib.sha1()
-        stage = "write failed"
-        f = open(PART, "wb")
-        peak = _most(idle)  # the transfer's working set
-        got = 0
-        c = buf
-        left = t.size if t.size is not None else -1
         while left:
-            stage = "transfer broken"
-            if 0 < left < _BUF:
-                k = s.readinto(mv[:left])
-            else:
-                k = s.readinto(buf)
+            try:
+                k = s.readinto(buf if left < 0 or left >= _BUF else mv[:left])
+            except OSError as e:  # ETIMEDOUT (110) or, on some ports, EAGAIN (11)
+                raise OTAError("timeout" if e.args and e.args[0] in (11, 110) else
+                               "transfer broken", str(e))
             if not k:
                 if left > 0:
                     raise OTAError("transfer broken", "EOF after %d bytes" % got)
                 break  # legacy: EOF ends the file
-            stage = "write failed"
             if k != len(c):
                 c = buf if k == _BUF else mv[:k]
             f.write(c)
@@ -126,20 +105,81 @@ def receive(t, report, idle=0):
                 left -= k
             if wdt:
                 wdt.feed()
+    finally:
+        f.close()
+    d = hexlify(h.digest()).decode()
+    if d != sha:
+        raise OTAError("hash mismatch", "%s: got %s" % (name, d))
+    return got
+
+
+def receive(t, report, idle=0, keyed=False, extra=None):
+    # Fetch the file (or the bundle) of Trigger t; report(dict) gets each status; True
+    # when the file is in place (a bundle: verified and its commit journaled).
+    # idle: gc.mem_alloc() before the push, for the "heap" figure of the verified status.
+    # extra: more journal fields for safeboot (max boots, watchdog timeout).
+    import socket
+    import gc
+    import sys
+    from ota_trigger import OTAError
+
+    wdt = getattr(sys.modules.get("safeboot"), "wdt", None)  # running once started
+    ob = None
+    if t.bundle:
+        import ota_bundle as ob
+
+        err = ob.start(t)
+        if err:
+            report(_fail(t, "malformed", err))
+            return False
+    elif t.size is not None:
+        bs, free = free_space()
+        if free is not None and t.size + 2 * bs > free:
+            report(_fail(t, "no space", "need %d bytes, %d free" % (t.size, free)))
+            return False
+    st = {"token": t.token, "state": "connecting", "file": t.name}
+    report(st)
+    gc.collect()
+    s = socket.socket()
+    stage = "connect failed"
+    try:
+        s.settimeout(_TIMEOUT)
+        s.connect(socket.getaddrinfo(t.host, t.port)[0][-1])
+        if t.token:
+            s.write(t.token.encode() + b"\n")
+        st["state"] = "connected"
+        report(st)
+        gc.collect()  # the 1 KB buffer finds a free block, the figure below no garbage
+        buf = bytearray(_BUF)
+        mv = memoryview(buf)
+        peak = _most(idle)  # the transfer's working set
+        stage = "transfer broken"
+        if ob:
+            items = ob.read_manifest(s, mv, t, keyed)  # [(sha1, size, name)], space checked
+        else:
+            items = ((t.sha1, -1 if t.size is None else t.size, t.name),)
+        got = 0
+        for i in range(len(items)):
+            stage = "write failed"  # an OSError from the socket says "timeout" below
+            x = items[i]
+            got += _copy(s, ob.NEW + str(i) if ob else PART, x[1], x[0], x[2], buf, mv, wdt)
+            if ob:
+                ob.step("download")
         if t.size is not None:
             stage = "size mismatch"
             if s.readinto(mv[:1]):
-                raise OTAError("size mismatch", "more than %d bytes" % t.size)
+                raise OTAError("size mismatch", "more than the announced bytes")
         peak = _most(peak)  # and what the loop left (no collection since)
-        f.close()
-        f = buf = mv = c = None  # free the buffer before the reports
-        digest = hexlify(h.digest()).decode()
-        if digest != t.sha1:
-            raise OTAError("hash mismatch", "got " + digest)
+        buf = mv = None  # free the buffer before the reports
         stage = "write failed"
-        _place(t.name)
+        if ob:
+            ob.commit(t, items, extra)
+        else:
+            _place(t.name)
     except OTAError as e:
         report(_fail(t, e.reason, e.detail))
+    except MemoryError:
+        report(_fail(t, "no memory", "the heap is too full or fragmented"))
     except OSError as e:
         # a socket timeout is ETIMEDOUT (110) or, on some ports, EAGAIN (11)
         reason = stage
@@ -149,58 +189,16 @@ def receive(t, report, idle=0):
             reason = "no space"
         report(_fail(t, reason, str(e)))
     else:
-        report(_status(t, "verified", {"sha1": digest, "bytes": got, "heap": peak - idle}))
+        st["state"] = "verified"
+        st["sha1"] = t.sha1
+        st["bytes"] = got
+        st["heap"] = peak - idle
+        report(st)
         return True
     finally:
         s.close()
-        if f is not None:
-            f.close()
-    _remove(PART)
+    if ob:
+        ob.clean()
+    else:
+        _remove(PART)
     return False
-
-
-def _busy():
-    # an update still on probation (or its outcome not yet reported) holds the journal
-    import os
-
-    try:
-        os.stat(".ota/journal.json")
-        return True
-    except OSError:
-        return False
-
-
-def run(payload, report, extra=None):
-    # Handle one ID/OTA message end to end; the Trigger when the file is in place (a
-    # single file) or the bundle is verified and its commit journaled (t.bundle).
-    import gc
-
-    gc.collect()
-    idle = gc.mem_alloc()
-    try:
-        t = parse(payload)
-    except OTAError as e:
-        report({"token": e.token, "state": "failed", "file": e.name,
-                "reason": e.reason, "detail": e.detail})
-        return None
-    try:
-        import ota_auth  # signatures (docs/protocol.md, "Signed triggers")
-    except ImportError:
-        ota_auth = None
-    err = ota_auth.check(payload, t) if ota_auth else None
-    if err:
-        report(_fail(t, "rejected", err))
-        return None
-    keyed = ota_auth is not None and "sig" in ota_auth.features()
-    if _busy():
-        report(_fail(t, "rejected", "the last update is not confirmed yet"))
-        return None
-    if t.bundle:
-        import ota_bundle
-
-        return t if ota_bundle.receive(t, report, keyed, idle, extra) else None
-    why = protected(t.name, t, keyed)
-    if why:
-        report(_fail(t, "rejected", why))
-        return None
-    return t if receive(t, report, idle) else None

@@ -20,7 +20,8 @@
 # Memory: a module compiles on the device, and compiling takes about four times the RAM
 # of its source text, while the bytecode it keeps is far smaller. So this module is tiny,
 # and main() imports the biggest module (the MQTT client) first, on an empty heap, then
-# startup (used once and unloaded), then the rest. firmware/README.md has the figures.
+# startup (used once and unloaded), then the others biggest first; plugins.py and the
+# plugins come last (device.Runtime.start). firmware/README.md has the figures.
 
 
 def main():
@@ -28,6 +29,9 @@ def main():
     import sys
 
     import mqtt_client  # noqa: F401  (the biggest compile, first)
+
+    gc.collect()
+    import device  # the next biggest
 
     gc.collect()
     import startup
@@ -38,10 +42,21 @@ def main():
     j = startup.journal()
     del sys.modules["startup"], startup
     gc.collect()
-    import device
+    try:  # source: compile the OTA code now, on the emptiest heap it will see
+        import os
 
+        os.stat("ota_push.py")
+        import ota_receiver  # noqa: F401
+
+        gc.collect()
+        import ota_trigger  # noqa: F401
+
+        gc.collect()
+        import ota_push  # noqa: F401
+    except OSError:
+        pass  # precompiled (.mpy): loaded at a push and dropped after a failed one
     gc.collect()
-    import ota_receiver  # noqa: F401  (and ota_trigger; compiled now, not at a push)
+    import network  # noqa: F401  (built in on a board; the simulator's shim compiles)
 
     gc.collect()
     features = ["ext", "bundle"]

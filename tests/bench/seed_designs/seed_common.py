@@ -10,7 +10,7 @@
 # After the file is in place they report and reboot exactly as the runtime does.
 import gc
 
-import runtime
+import device as runtime  # the runtime's running part (runtime.py holds only main())
 from mqtt_client import MQTTClient
 
 
@@ -33,8 +33,8 @@ class WholeMessageClient(MQTTClient):
 
 def done(rt, name, sha1, size):
     # The file is in place: report and reboot as Runtime._ota does.
-    rt._report({"token": "", "state": "verified", "file": name, "sha1": sha1, "bytes": size})
-    rt._report({"token": "", "state": "rebooting", "file": name})
+    rt.report({"token": "", "state": "verified", "file": name, "sha1": sha1, "bytes": size})
+    rt.report({"token": "", "state": "rebooting", "file": name})
     try:
         rt.mq.publish(rt.t_status, runtime._REBOOTING, True)
     except OSError:
@@ -48,7 +48,7 @@ def done(rt, name, sha1, size):
 
 
 def failed(rt, name, reason, detail):
-    rt._report({"token": "", "state": "failed", "file": name, "reason": reason,
+    rt.report({"token": "", "state": "failed", "file": name, "reason": reason,
                 "detail": detail})
 
 
