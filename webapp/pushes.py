@@ -444,7 +444,3 @@ def _span(seconds):
         return "%g min" % round(seconds / 60, 1)
     return "%gs" % seconds
 
-
-# Kept here for the callers that know pushes by this module.
-find_pushes = push_log.find_pushes
-get_push = push_log.get_push

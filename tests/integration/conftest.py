@@ -82,7 +82,7 @@ def registered(app, name, pred=lambda d: d.online, timeout=20):
 
 
 def push_row(app, push_id):
-    from webapp.pushes import get_push
+    from webapp.push_log import get_push
     with app.app_context():
         return get_push(get_db(), push_id)
 
