@@ -1,9 +1,9 @@
 # The device's running part (runtime.main() starts it): the Wi-Fi and MQTT link, heartbeat,
-# plugin dispatch (plugins.py), the OTA hijack of ID/OTA (ota_push.py) and probation. The plugin API is documented at
-# the top of runtime.py and the plugins are hosted by plugins.py; the contract with the server is docs/protocol.md.
-# Memory: kept apart from runtime.py so that runtime.main() can compile the MQTT client
-# (the biggest module) first, on an empty heap. The update journal's confirm and report
-# (ota_verdict) and a bundle's manifest (ota_bundle) are loaded only when needed.
+# plugin dispatch (plugins.py), the OTA hijack of ID/OTA (ota_push.py) and probation. The
+# plugin API is documented at the top of runtime.py; the contract with the server is
+# docs/protocol.md. Memory: runtime.main() loads this and the OTA code at boot, on an
+# empty heap; the update journal's confirm and report (ota_verdict) and a bundle's manifest
+# (ota_bundle) are loaded only when needed.
 import gc
 import json
 import time
@@ -41,7 +41,7 @@ class Runtime:
         self.wlan = None
         self.link_error = None
         self.boot = boot
-        self.files = files or {}
+        self.files = files or b"{}"  # JSON text (startup.file_hashes)
         self.t0 = time.time()
         self.ms0 = ticks_ms()
         self.features = features or ["ext", "bundle"]
@@ -61,7 +61,7 @@ class Runtime:
 
         self.plugins = plugins.Host(self)
         gc.collect()
-        log("boot", self.boot, "as", self.cfg["id"], "fw", FW, "files", len(self.files))
+        log("boot", self.boot, "as", self.cfg["id"], "fw", FW, "files", self.files.count(b'":"'))
 
     def run(self):
         # Start, then keep the link up forever; every OSError comes back here.
@@ -104,7 +104,8 @@ class Runtime:
     def _connect(self):
         c = self.cfg
         mq = MQTTClient(self.prefix, c["broker"], c["port"], c["user"].encode(),
-                        c["password"].encode(), c["keepalive"])
+                        c["password"].encode(), c["keepalive"], c.get("tls", False),
+                        c.get("ca") or None)
         mq.set_last_will(self.t_status, b'{"online":false}', True)
         self.mq = mq
         mq.connect()
@@ -173,11 +174,12 @@ class Runtime:
         pl = self.plugins.states()
         hb = {"online": True, "fw": FW, "uptime": int(time.time() - self.t0), "boot": self.boot,
               "mem_free": free, "interval": self.cfg["heartbeat"], "features": self.features,
-              "files": self.files, "plugins": pl}
+              "plugins": pl}
         if self.probation:
             hb["probation"] = True
         msg = dumps(hb).encode()
         hb = pl = None
+        msg = b"".join((msg[:-1], b',"files":', self.files, b"}"))
         self.mq.publish(self.t_status, msg, True)
         self.beat = True
         if self.debug:
@@ -197,16 +199,15 @@ class Runtime:
             self.link_error = e
 
     def _ota(self, msg):
-        import sys
-
-        lazy = "ota_push" not in sys.modules  # precompiled: not kept between pushes
+        # runtime.main() loaded ota_push at boot; should it be missing, loading it now may
+        # find no room: the push then fails with "no memory" and the runtime keeps running
         try:
             import ota_push
 
             ota_push.run(self, msg)  # returns when the board stays up
-        except MemoryError:  # loading the OTA code on a full heap: stay up, say so
-            log("OTA failed: no memory to load the receiver")
-        if lazy:
-            for m in ("ota_push", "ota_receiver", "ota_trigger", "ota_bundle"):
-                sys.modules.pop(m, None)
+        except MemoryError:
+            f = msg.split(b"|")
             gc.collect()
+            self.report({"token": f[5].decode() if len(f) > 5 and len(f[5]) == 32 else "",
+                         "state": "failed", "file": f[2].decode() if len(f) > 2 else "",
+                         "reason": "no memory", "detail": "no heap to load the receiver"})

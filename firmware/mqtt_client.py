@@ -5,11 +5,8 @@
 # Memory: an outgoing packet is built in one bytearray (one write, see _send); an
 # incoming payload over _MAX_PAYLOAD is read off the socket into a 64-byte scratch
 # buffer and dropped, so a hostile message costs no allocation.
-# TLS (tls=True): the socket is wrapped with MicroPython's ssl (or tls) module after the TCP
-# connect; with ca (one CA certificate, a PEM or DER file on flash) the broker's certificate must chain to it
-# and match the host name, without it the link is encrypted but the broker is not
-# authenticated. mbedTLS holds about 20-40 KB per connection: an ESP32 has that, an
-# ESP8266 does not (its TLS, where built, cannot check certificates anyway).
+# TLS (tls=True, ca: a CA certificate file or None) is in mqtt_tls.py, imported at connect
+# only when it is on: a device without TLS never compiles it.
 # Importable under CPython so unit tests can drive it with a fake socket.
 try:
     from micropython import const
@@ -39,22 +36,6 @@ class MQTTError(OSError):
 def _str(b):
     # 2-byte length prefix for an MQTT string field
     return bytes((len(b) >> 8, len(b) & 0xFF))
-
-
-def _der(cert):
-    # PEM -> DER (the first certificate): some mbedTLS builds parse only DER.
-    i = cert.find(b"-----BEGIN CERTIFICATE-----")
-    if i < 0:
-        return cert
-    j = cert.find(b"-----END", i)
-    if j < 0:
-        return cert
-    from binascii import a2b_base64
-
-    try:
-        return a2b_base64(cert[i + 27 : j])
-    except ValueError:
-        return cert
 
 
 class MQTTClient:
@@ -90,8 +71,10 @@ class MQTTClient:
             sock.settimeout(_TIMEOUT)
             try:
                 sock.connect(addr)
-                if self.tls:
-                    sock = self._wrap(sock)
+                if self.tls:  # mqtt_tls: compiled only on a device that uses TLS
+                    from mqtt_tls import wrap
+
+                    sock = wrap(sock, self.server, self.ca)
             except OSError:
                 sock.close()
                 raise
@@ -117,48 +100,6 @@ class MQTTClient:
         if resp[3]:
             raise MQTTError("connection refused, code %d" % resp[3])
         self.last_rx = ticks_ms()
-
-    def _wrap(self, sock):
-        # TLS over the connected socket; every failure is an OSError (the reconnect path).
-        try:
-            import ssl
-        except ImportError:
-            try:
-                import tls as ssl
-            except ImportError:
-                raise MQTTError("settings tls: this board's MicroPython has no ssl module")
-        cadata = None
-        if self.ca:
-            try:
-                with open(self.ca, "rb") as f:
-                    cadata = f.read()
-            except OSError:
-                raise MQTTError("settings ca: cannot read %s" % self.ca)
-            cadata = _der(cadata)
-        host = self.server
-        if hasattr(ssl, "SSLContext"):
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            if cadata:
-                try:
-                    ctx.load_verify_locations(cadata=cadata)
-                except (ValueError, OSError):
-                    raise MQTTError("settings ca: %s is not a PEM or DER certificate" % self.ca)
-                ctx.verify_mode = ssl.CERT_REQUIRED
-            else:
-                ctx.verify_mode = ssl.CERT_NONE
-            cadata = None
-            wrap = ctx.wrap_socket
-        elif cadata:
-            # older ports (ESP8266, axTLS) cannot check a certificate
-            raise MQTTError("settings ca: this board's ssl cannot check certificates")
-        else:
-            wrap = ssl.wrap_socket
-        try:
-            return wrap(sock, server_hostname=host)
-        except ValueError as e:
-            # mbedTLS reports a failed handshake (a certificate that does not chain to ca,
-            # a name mismatch) as ValueError: make it a link failure like any other
-            raise MQTTError("TLS handshake: %s" % str(e).strip())
 
     def disconnect(self):
         # Say goodbye (the broker then drops the last will) and close; never raises.

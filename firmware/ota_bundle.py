@@ -88,7 +88,11 @@ def read_manifest(s, mv, t, keyed):
         got += k
     if hexlify(hashlib.sha1(mv[:got]).digest()).decode() != t.sha1:
         raise OTAError("hash mismatch", "manifest")
-    items = parse_manifest(bytes(mv[:got]).decode(), t, keyed)
+    try:
+        text = bytes(mv[:got]).decode()
+    except UnicodeError:
+        raise OTAError("malformed", "manifest is not UTF-8")
+    items = parse_manifest(text, t, keyed)
     need = 0
     for x in items:
         need += x[1]

@@ -59,9 +59,12 @@ def free_space():
 
     try:
         st = os.statvfs(".")
-        return st[0], st[0] * st[4]
     except (OSError, AttributeError):
         return 0, None
+    # A full LittleFS can over-count its used blocks and wrap f_bfree: more free than the
+    # whole flash means none.
+    free = st[0] * st[4]
+    return st[0], 0 if free > st[1] * st[2] else free
 
 
 def _most(peak):

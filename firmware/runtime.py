@@ -18,22 +18,18 @@
 # nothing about OTA, Wi-Fi or MQTT reconnects: its state is published again at connect.
 #
 # Memory: a module compiles on the device, and compiling takes about four times the RAM
-# of its source text, while the bytecode it keeps is far smaller. So this module is tiny,
-# and main() imports the biggest module (the MQTT client) first, on an empty heap, then
-# startup (used once and unloaded), then the others biggest first; plugins.py and the
-# plugins come last (device.Runtime.start). firmware/README.md has the figures.
+# of its source text, while the bytecode it keeps is far smaller; a precompiled (.mpy)
+# module only loads. main() runs startup first (used once and unloaded, so its garbage
+# leaves no hole among what stays), then loads everything a push needs while the heap is
+# still empty, biggest first (the MQTT client, the device, the OTA code): a late load on
+# a used, fragmented heap may find no room. plugins.py and the plugins come last
+# (device.Runtime.start). firmware/README.md has the figures.
 
 
 def main():
     import gc
     import sys
 
-    import mqtt_client  # noqa: F401  (the biggest compile, first)
-
-    gc.collect()
-    import device  # the next biggest
-
-    gc.collect()
     import startup
 
     cfg = startup.load_settings()
@@ -42,27 +38,13 @@ def main():
     j = startup.journal()
     del sys.modules["startup"], startup
     gc.collect()
-    try:  # source: compile the OTA code now, on the emptiest heap it will see
-        import os
-
-        os.stat("ota_push.py")
-        import ota_receiver  # noqa: F401
-
+    for m in ("mqtt_client", "device", "ota_trigger", "ota_receiver", "ota_push", "network"):
+        __import__(m)  # network: built in on a board, the simulator's shim is precompiled
         gc.collect()
-        import ota_trigger  # noqa: F401
-
-        gc.collect()
-        import ota_push  # noqa: F401
-    except OSError:
-        pass  # precompiled (.mpy): loaded at a push and dropped after a failed one
-    gc.collect()
-    import network  # noqa: F401  (built in on a board; the simulator's shim compiles)
-
-    gc.collect()
     features = ["ext", "bundle"]
     if cfg.get("key"):  # signatures (ota_auth), only on a device with a key
         import ota_auth
 
         features += ota_auth.features()
         gc.collect()
-    device.Runtime(cfg, boot, files, j, features).run()
+    sys.modules["device"].Runtime(cfg, boot, files, j, features).run()

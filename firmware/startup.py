@@ -19,6 +19,8 @@ DEFAULTS = {
     "confirm_after": 30,  # seconds of healthy running that confirm an update
     "max_boots": 2,  # boots on probation before the safe-boot code rolls back
     "wdt_ms": 8000,  # watchdog timeout on probation (where the port's WDT takes one)
+    "tls": False,  # MQTT over TLS (mqtt_tls.py; an ESP32, not an ESP8266)
+    "ca": "",  # with tls: a CA certificate file on flash that the broker's must chain to
 }
 SETTINGS = "settings.json"
 BOOT_FILE = ".boot_count"
@@ -74,8 +76,9 @@ def bump_boot():
     return n
 
 
-# {name: sha1hex} for the flash root and one folder level, except settings.json and
-# dot-names (.ota.part, .boot_count, ...).
+# The JSON object {name: sha1hex} (bytes) for the flash root and one folder level, except
+# settings.json and dot-names (.ota.part, .boot_count, ...): the heartbeat's "files", kept
+# as one block of text (a dict of strings would take twice the heap, in small pieces).
 def file_hashes():
     import os
     import hashlib
@@ -83,7 +86,7 @@ def file_hashes():
 
     buf = bytearray(256)
     mv = memoryview(buf)
-    out = {}
+    out = []
 
     def add(path):
         h = hashlib.sha1()
@@ -93,7 +96,7 @@ def file_hashes():
                 if not n:
                     break
                 h.update(buf if n == 256 else mv[:n])
-        out[path] = hexlify(h.digest()).decode()
+        out.append(json.dumps(path) + ':"' + hexlify(h.digest()).decode() + '"')
 
     for e in os.ilistdir(""):
         name = e[0]
@@ -105,7 +108,7 @@ def file_hashes():
                     add("%s/%s" % (name, s[0]))
         else:
             add(name)
-    return out
+    return ("{" + ",".join(out) + "}").encode()
 
 
 # The update journal (.ota/journal.json, docs/safety.md), or None.

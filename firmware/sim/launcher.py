@@ -1,9 +1,10 @@
 """Run the real firmware/ files as simulated devices on the MicroPython unix port.
 
 Each device is a `micropython` process whose cwd is its own flash folder, with only
-`machine` and `network` shimmed (firmware/sim/shims). With precompiled=True the flash holds
-what dcc_sim.precompile makes for a board (boot.py, main.py and .mpy files) and the shims
-run precompiled too, so nothing compiles on the device. `machine.reset()` ends the process
+`machine` and `network` shimmed (firmware/sim/shims). The shims always run precompiled (a
+board has machine and network in ROM, so they cost it no compiling). With precompiled=True
+the flash holds what dcc_sim.precompile makes for a board (boot.py, main.py and .mpy files),
+so nothing compiles on the device. `machine.reset()` ends the process
 with RESET_EXIT_CODE and the supervisor starts it again at once: a real reboot that loads
 the new files. Any other exit is a crash: logged, and restarted after 1 s like a watchdog.
 """
@@ -17,7 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import precompile
+from . import flash, precompile
 
 RESET_EXIT_CODE = 99  # keep equal to shims/machine.py
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
@@ -52,10 +53,14 @@ class SimDevice:
 
     def __init__(self, name, flash_dir, broker_host="127.0.0.1", broker_port=1883,
                  heap="38wK", heartbeat=10, settings=None, firmware_dir=None,
-                 log_path=None, echo=False, precompiled=False, precompiled_shims=None,
-                 kill_at=None):
+                 log_path=None, echo=False, precompiled=False, precompiled_shims=True,
+                 kill_at=None, flash_kb=None, flash_block=4096):
         self.name = name
         self.flash_dir = Path(flash_dir)
+        # flash_kb: the flash is a LittleFS image of that size (firmware/sim/flash.py),
+        # mounted by shims/simboot.py; None: the folder itself, as a host file system.
+        self.flash = flash.FlashImage(self.flash_dir, flash_kb, flash_block) \
+            if flash_kb else None
         self.broker_host = broker_host
         self.broker_port = broker_port
         self.heap = heap
@@ -66,9 +71,9 @@ class SimDevice:
             "%s.log" % name)
         self.echo = echo
         self.precompiled = precompiled
-        # A board has machine and network built in: precompiled shims spare the simulated
-        # heap their compiling (default: as the board files).
-        self.precompiled_shims = precompiled if precompiled_shims is None else precompiled_shims
+        # A board has machine and network built in (no compiling, no heap): the shims run
+        # precompiled, whatever the board files are (False: as source, to debug a shim).
+        self.precompiled_shims = precompiled_shims
         self._shims = None  # the precompiled shims' folder, when used
         self.boots = 0
         self.exit_codes = []
@@ -87,24 +92,60 @@ class SimDevice:
         """Copy the board files (or their .mpy, precompiled) if the flash has no main.py;
         (re)write settings.json."""
         self.flash_dir.mkdir(parents=True, exist_ok=True)
+        if self.flash:
+            return self._seed_image()
         if not (self.flash_dir / "main.py").exists():
             if self.precompiled:
                 precompile.board_image(board_files(self.firmware_dir), self.flash_dir)
             else:
                 for f in board_files(self.firmware_dir):
                     shutil.copyfile(f, self.flash_dir / f.name)
+        (self.flash_dir / "settings.json").write_text(self._settings_json())
+        return self
+
+    def _settings_json(self):
         cfg = {"id": self.name, "broker": self.broker_host, "port": self.broker_port,
                "heartbeat": self.heartbeat}
         cfg.update(self.settings)
-        (self.flash_dir / "settings.json").write_text(json.dumps(cfg, indent=1))
+        return json.dumps(cfg, indent=1)
+
+    def _seed_image(self):
+        # what the folder would hold, staged on the host, goes into a new image
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as stage:
+            if not self.flash.exists():
+                if self.precompiled:
+                    precompile.board_image(board_files(self.firmware_dir), Path(stage))
+                else:
+                    for f in board_files(self.firmware_dir):
+                        shutil.copyfile(f, Path(stage) / f.name)
+            self.flash.seed(stage, self._settings_json().encode())
         return self
+
+    def read_file(self, name):
+        """The bytes of flash file `name` (in the image or the folder); FileNotFoundError."""
+        if not self.flash:
+            return (self.flash_dir / name).read_bytes()
+        files = self.flash.files()
+        if name not in files:
+            raise FileNotFoundError(name)
+        return files[name]
+
+    def listing(self):
+        """Sorted names of every file on the flash, dot-files and sub-folders included."""
+        if self.flash:
+            return self.flash.names()
+        return sorted(str(p.relative_to(self.flash_dir)) for p in self.flash_dir.rglob("*")
+                      if p.is_file())
 
     def start(self):
         """Seed if needed and start the supervisor thread; returns self."""
         if self._thread:
             return self
-        if not (self.flash_dir / "settings.json").exists() or not (
-                self.flash_dir / "main.py").exists():
+        if (not self.flash.exists() if self.flash else
+                not (self.flash_dir / "settings.json").exists() or not (
+                    self.flash_dir / "main.py").exists()):
             self.seed()
         self._binary = find_micropython()
         if self.precompiled_shims:
@@ -166,6 +207,8 @@ class SimDevice:
         env["MICROPYPATH"] = "%s:%s" % (self._shims or SHIMS_DIR, self.flash_dir.resolve())
         boot = ["-m", "simboot"] if self._shims else [str(SHIMS_DIR / "simboot.py")]
         env["SIM_CTL"] = str(self.flash_dir.resolve())
+        if self.flash:
+            env["SIM_FLASH"] = self.flash.spec()  # simboot mounts it
         cmd = [self._binary, "-X", "heapsize=" + self.heap] + boot
         wdt_file = self.flash_dir / ".sim_wdt"
         while not self._stop.is_set():

@@ -9,8 +9,8 @@ same name wins, so do not copy both.
     python -m dcc_sim.precompile OUT_DIR     # boot.py, main.py and *.mpy, ready to copy
 
 The simulator runs exactly these files with `SimDevice(..., precompiled=True)` or
-`ota-sim --precompiled`, and then precompiles its `machine` and `network` shims too
-(a board has those built in, so they cost it no compiling either).
+`ota-sim --precompiled`; it always runs its `machine` and `network` shims precompiled
+(shims_dir: a board has those in ROM, so they cost it no compiling).
 """
 import argparse
 import atexit

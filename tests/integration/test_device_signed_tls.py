@@ -50,6 +50,7 @@ def flash(tmp_path, certs):
     f = tmp_path / "flash"
     f.mkdir()
     shutil.copy(ROOT / "firmware" / "mqtt_client.py", f)
+    shutil.copy(ROOT / "firmware" / "mqtt_tls.py", f)  # imported at connect when tls is on
     shutil.copy(certs / "ca.pem", f)
     shutil.copy(certs / "other.pem", f)
     (f / "run.py").write_text(SCRIPT)

