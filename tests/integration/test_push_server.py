@@ -60,10 +60,12 @@ def test_a_3_8kb_main_py_arrives_and_the_device_reboots_with_it(server, devices,
 
 
 def test_a_200kb_file_reaches_a_device_on_its_smallest_heap(server, devices, unique):
-    # 28wK: the full firmware's floor, guarded in test_device_small_heap.py (which also holds
-    # the 24wK budget still to win back, as a strict xfail).
+    # A push from the server goes as a bundle, through the journal and probation: with the
+    # firmware compiled on the device that needs 34wK today (precompiled, 30wK), against
+    # the 24wK budget of test_device_small_heap.py (a strict xfail there). 36wK: with margin,
+    # under an ESP8266's 38wK.
     name = unique("small")
-    dev = devices(name, heap="28wK")
+    dev = devices(name, heap="36wK")
     registered(server, name, lambda d: d.online)
     data = os.urandom(200 * 1024)
 
