@@ -5,14 +5,12 @@ import hashlib
 import importlib.util
 import random
 import secrets
-import socket
-import threading
 import time
 
 import pytest
 
 from dcc_sim.launcher import FIRMWARE_DIR, SimDevice
-from tests.support.devices import MqttWatcher, flash_listing, heartbeat_pred
+from tests.support.devices import Listener, MqttWatcher, flash_listing, heartbeat_pred
 from webapp import keys
 
 pytestmark = pytest.mark.integration
@@ -31,35 +29,6 @@ HOSTILE_NAMES = [
 ]
 BAD_PORTS = ["0", "65536", "-1", "99999999", "", "1e3", " 80", "0x50", "+80", "\uff18\uff10",
              "123456789", "80 ", "8O"]
-
-
-class Listener:
-    """A TCP socket every trigger points at: it must never see a connection."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 def base_fields(port, rng):

@@ -4,47 +4,16 @@ with a forged, an unsigned or a replayed trigger (docs/protocol.md, "Signed trig
 import hashlib
 import io
 import secrets
-import socket
-import threading
 
 import pytest
 
 from tests.integration.conftest import push_row, registered
-from tests.support.devices import MqttWatcher, flash_listing, heartbeat_pred
+from tests.support.devices import Listener, MqttWatcher, flash_listing, heartbeat_pred
 from tests.support.waiting import wait_until
 from webapp import keys
 from webapp.db import get_db
 
 pytestmark = pytest.mark.integration
-
-
-class Listener:
-    """A TCP socket a trigger points at, counting the connections it sees."""
-
-    def __init__(self, port=0):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(4)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 def hashes(flash_dir):

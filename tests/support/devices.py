@@ -231,3 +231,33 @@ def flash_listing(flash_dir):
         if p.is_file():
             out[str(p.relative_to(flash_dir))] = p.read_bytes()
     return out
+
+
+class Listener:
+    """A TCP socket a trigger points at, counting the connections it sees (a rejected
+    trigger must never lead to one)."""
+
+    def __init__(self, port=0):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
