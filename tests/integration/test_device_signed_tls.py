@@ -7,13 +7,15 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from dcc_sim.launcher import find_micropython
+
 from tests.support.tls_broker import secured_mosquitto
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+MICROPYTHON = find_micropython()
 
 # Connect, subscribe, publish one message and print the first three messages back; any failure
 # prints its repr (what the runtime would log before its reconnect back-off).

