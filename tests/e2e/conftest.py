@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -92,6 +93,8 @@ def browser(logged_in, request):
 
 
 def wait(browser, condition, timeout=20, what="the page"):
-    """WebDriverWait with a message that says what never happened."""
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(
+    """WebDriverWait with a message that says what never happened. An element that vanishes
+    while the page changes (a redirect, a live update) just means: not yet."""
+    return WebDriverWait(browser, timeout, poll_frequency=0.1, ignored_exceptions=(
+        StaleElementReferenceException, NoSuchElementException)).until(
         lambda b: condition(b), "timed out waiting for %s" % what)

@@ -233,7 +233,11 @@ def test_a_push_to_an_offline_device_names_the_failure_and_offers_a_retry(
     again.find_element(By.CSS_SELECTOR, '[data-field="cancel"] button').click()
     wait(browser, lambda b: "Cancelled push" in b.find_element(By.CSS_SELECTOR, ".flashes").text,
          what="the cancellation")
-    assert "cancelled by the user" in browser.find_element(By.CSS_SELECTOR, "[data-push]").text
+    # The cancel is answered at once; the push's thread ends it a moment later, and the live
+    # timeline shows it.
+    wait(browser, lambda b: "cancelled by the user" in b.find_element(By.CSS_SELECTOR,
+                                                                      "[data-push]").text,
+         what="the cancelled push's reason")
 
     browser.get(server.url + "/history?device=%s&outcome=failed" % gone.name)
     rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
