@@ -15,7 +15,6 @@ from pathlib import Path
 from dcc_sim import precompile
 from dcc_sim.launcher import FIRMWARE_DIR, SimDevice, board_files
 from tests.support.mosquitto import Mosquitto, free_port
-from tests.support.waiting import wait_until
 
 SEED_DIR = Path(__file__).resolve().parent / "seed_designs"
 BLOB = "blob.txt"  # the pushed file's name on the device: a data file, never executed
@@ -223,16 +222,6 @@ def server(tmp, broker_conf):
             yield app
         finally:
             stop_services(app)
-
-
-def registered(app, name, pred=lambda d: d.online, timeout=20):
-    from webapp.db import get_db
-
-    def check():
-        with app.app_context():
-            d = app.extensions["dcc_ota"]["registry"].get(get_db(), name)
-        return d if d is not None and pred(d) else None
-    return wait_until(check, timeout, what="device %s online at the server" % name)
 
 
 def push_and_wait(app, device, data, name, timeout=60):

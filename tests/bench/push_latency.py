@@ -15,6 +15,7 @@ import time
 
 from tests.bench import common
 from tests.bench.table import Figure, spread
+from tests.support.app import registered
 from tests.support.files import padded_main_py
 
 BROKERS = (
@@ -33,7 +34,7 @@ def measure(kind, runs, log=print):
         dev = common.start_device("bench-1", tmp, common.OURS_SOURCE, common.broker_port(conf),
                                   heartbeat=10)
         try:
-            common.registered(app, "bench-1", lambda d: d.online and d.extended)
+            registered(app, "bench-1", lambda d: d.online and d.extended)
             for i in range(runs):
                 push = common.push_and_wait(app, "bench-1",
                                             padded_main_py(3800, tag="bench %d" % i), "main.py")

@@ -23,6 +23,7 @@ from pathlib import Path
 from dcc_sim.launcher import FIRMWARE_DIR, board_files, find_micropython
 from tests.bench import common
 from tests.bench.table import Figure, spread
+from tests.support.app import registered
 from tests.support.devices import MqttWatcher
 
 CHUNKS = (256, 512, 1024, 2048, 4096)
@@ -78,7 +79,7 @@ def device_once(app, name, path):
         tx._thread.join(30)
     if tx.error or "closed" not in tx.events:
         raise RuntimeError("our receiver did not take the file: %r" % tx.error)
-    common.registered(app, name, lambda d: d.online and d.boot == before + 1)
+    registered(app, name, lambda d: d.online and d.boot == before + 1)
     return tx.events["closed"] - tx.events["connected"]
 
 
@@ -98,7 +99,7 @@ def run(runs=8, chunks=CHUNKS, log=print):
                                       firmware_dir=firmware_with_chunk(tmp, chunk))
             push, bare, heap, legs, alone = [], [], [], [], []
             try:
-                common.registered(app, name, lambda d: d.online and d.extended)
+                registered(app, name, lambda d: d.online and d.extended)
                 for i in range(runs):
                     data = os.urandom(SIZE)
                     path.write_bytes(data)

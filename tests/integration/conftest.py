@@ -8,9 +8,7 @@ import pytest
 
 from dcc_sim.launcher import SimDevice
 from tests.support.devices import MqttWatcher, heartbeat_pred
-from tests.support.waiting import wait_until
 from webapp import create_app
-from webapp.db import get_db
 from webapp.services import start_services, stop_services
 
 HEARTBEAT_S = 2
@@ -70,21 +68,6 @@ def devices(mosquitto, tmp_path):
         dev.stop()
         if os.environ.get("KEEP_SIM_LOGS") is None:
             shutil.rmtree(dev.flash_dir, ignore_errors=True)
-
-
-def registered(app, name, pred=lambda d: d.online, timeout=20):
-    """Wait until the server's registry shows device `name` matching pred; return it."""
-    def check():
-        with app.app_context():
-            d = app.extensions["dcc_ota"]["registry"].get(get_db(), name)
-        return d if d is not None and pred(d) else None
-    return wait_until(check, timeout, what="device %s in the registry" % name)
-
-
-def push_row(app, push_id):
-    from webapp.push_log import get_push
-    with app.app_context():
-        return get_push(get_db(), push_id)
 
 
 @pytest.fixture(scope="module")

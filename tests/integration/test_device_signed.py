@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from tests.integration.conftest import push_row, registered
+from tests.support.app import push_row, registered
 from tests.support.devices import Listener, MqttWatcher, flash_listing, heartbeat_pred
 from tests.support.waiting import wait_until
 from webapp import keys

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tests.integration.conftest import push_row, registered
+from tests.support.app import push_row, registered
 from tests.support.devices import MqttWatcher
 from tests.support.waiting import wait_until
 from webapp.db import get_db

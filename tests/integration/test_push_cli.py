@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import registered, server_config
+from tests.integration.conftest import server_config
+from tests.support.app import registered, take_offline
 from tests.support.files import padded_main_py
 from tests.support.mosquitto import free_port
 from tests.support.waiting import wait_until
@@ -99,8 +100,7 @@ def test_push_to_an_offline_device_exits_1_with_one_line(server, devices, unique
     name = unique("off")
     dev = devices(name)
     registered(server, name, lambda d: d.online)
-    dev.stop()
-    registered(server, name, lambda d: not d.online)
+    take_offline(server, dev)  # the broker publishes its last will
     src = tmp_path / "x.py"
     src.write_text("X = 1\n")
 

@@ -7,14 +7,14 @@ import socket
 
 import pytest
 
-from tests.integration.conftest import push_row, registered, server_config
+from tests.integration.conftest import server_config
+from tests.support.app import finished, push_row, registered, take_offline
 from tests.support.devices import MqttWatcher
 from tests.support.files import padded_main_py
 from tests.support.mosquitto import free_port
 from tests.support.waiting import wait_until
 from webapp import create_app
 from webapp.db import get_db
-from webapp.pushes import FINAL
 from webapp.services import start_services, stop_services
 
 pytestmark = pytest.mark.integration
@@ -30,10 +30,6 @@ def push(app, device, data, name, target=None):
     with app.app_context():
         return app.extensions["dcc_ota"]["services"].pushes.create(get_db(), device, f, target)
 
-
-def finished(app, push_id, timeout=60):
-    return wait_until(lambda: (lambda r: r if r["state"] in FINAL else None)(push_row(app, push_id)),
-                      timeout, what="push %d to end" % push_id)
 
 
 def test_a_3_8kb_main_py_arrives_and_the_device_reboots_with_it(server, devices, unique):
@@ -147,8 +143,7 @@ def test_a_push_to_an_offline_device_waits_then_fails_with_the_reason(server, de
     name = unique("gone")
     dev = devices(name)
     registered(server, name, lambda d: d.online)
-    dev.stop()  # the broker publishes its last will
-    registered(server, name, lambda d: not d.online)
+    take_offline(server, dev)  # the broker publishes its last will
 
     row = finished(server, push(server, name, b"print(2)\n", "main.py"), timeout=10)
 
@@ -165,8 +160,7 @@ def test_a_push_waits_for_an_offline_device_and_runs_when_it_returns(mosquitto, 
         name = unique("back")
         dev = devices(name)
         registered(app, name, lambda d: d.online)
-        dev.stop()
-        registered(app, name, lambda d: not d.online)
+        take_offline(app, dev)  # the broker publishes its last will
         push_id = push(app, name, b"BACK = 1\n", "back.py")
         wait_until(lambda: push_row(app, push_id)["state"] == "waiting", 10, what="waiting")
 
@@ -183,8 +177,7 @@ def test_a_waiting_push_can_be_cancelled(server, devices, unique):
     name = unique("cancel")
     dev = devices(name)
     registered(server, name, lambda d: d.online)
-    dev.stop()
-    registered(server, name, lambda d: not d.online)
+    take_offline(server, dev)  # the broker publishes its last will
     push_id = push(server, name, b"NEVER = 1\n", "never.py")
     wait_until(lambda: push_row(server, push_id)["state"] == "waiting", 10, what="waiting")
 

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import push_row, registered
+from tests.support.app import finished, registered
 from tests.support.devices import MqttWatcher, OneShotSender
 from tests.support.files import padded_main_py
-from tests.support.waiting import wait_until
 from webapp.db import get_db
-from webapp.pushes import FINAL
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +36,6 @@ def push(app, device, files, force=False):
         # several files take their stored names
         return svc.create(get_db(), device, fs, None, force)
 
-
-def finished(app, push_id, timeout=60):
-    return wait_until(lambda: (lambda r: r if r["state"] in FINAL else None)(push_row(app, push_id)),
-                      timeout, what="push %d to end" % push_id)
 
 
 def sha1(data):

@@ -8,11 +8,9 @@ import io
 
 import pytest
 
-from tests.integration.conftest import push_row, registered
+from tests.support.app import finished, registered
 from tests.support.devices import MqttWatcher, OneShotSender
-from tests.support.waiting import wait_until
 from webapp.db import get_db
-from webapp.pushes import FINAL
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +30,6 @@ def push(app, device, name, data):
         f = app.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(data), name)
         return app.extensions["dcc_ota"]["services"].pushes.create(get_db(), device, f, name)
 
-
-def finished(app, push_id, timeout=60):
-    return wait_until(lambda: (lambda r: r if r["state"] in FINAL else None)(
-        push_row(app, push_id)), timeout, what="push %d to end" % push_id)
 
 
 def leftovers(dev):
