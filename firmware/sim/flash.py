@@ -1,7 +1,7 @@
 """A simulated device's flash as a LittleFS image (SimDevice(flash_kb=N)).
 
 The image is a file in the device's folder, formatted and read by MicroPython itself
-(`vfs.VfsLfs2` over the block device class in shims/simboot.py, the one the device boots
+(`vfs.VfsLfs2` over the block device class in shims/simflash.py, the one the device boots
 with), so the host needs no LittleFS library. The device mounts it at boot (env SIM_FLASH);
 these helpers run only while the device is stopped or between its writes (a test reads
 back what a push left; LittleFS's copy-on-write leaves a consistent image after each commit).
@@ -20,10 +20,10 @@ SHIMS_DIR = Path(__file__).resolve().parent / "shims"
 _TOOL = r"""
 import os, json
 from binascii import hexlify, unhexlify
-import simboot
+import simflash
 with open(os.getenv("SIM_FLASH_JOB")) as f:
     job = json.load(f)
-simboot.mount(job["spec"], job["mkfs"])
+simflash.mount(job["spec"], job["mkfs"])
 for name, data in job["put"].items():
     i = name.find("/")
     if i > 0:
@@ -69,7 +69,7 @@ class FlashImage:
         return self.path.exists()
 
     def spec(self):
-        """The SIM_FLASH value for simboot: image, block count, block size."""
+        """The SIM_FLASH value for simboot (simflash): image, block count, block size."""
         return "%s:%d:%d" % (self.path.resolve(), self.blocks, self.block)
 
     def _run(self, put=None, mkfs=False, dump=True):

@@ -50,7 +50,7 @@ class SimDevice:
         self.name = name
         self.flash_dir = Path(flash_dir)
         # flash_kb: the flash is a LittleFS image of that size (firmware/sim/flash.py),
-        # mounted by shims/simboot.py; None: the folder itself, as a host file system.
+        # mounted by shims/simflash.py; None: the folder itself, as a host file system.
         self.flash = flash.FlashImage(self.flash_dir, flash_kb, flash_block) \
             if flash_kb else None
         self.broker_host = broker_host

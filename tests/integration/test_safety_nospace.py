@@ -92,7 +92,7 @@ def test_a_legacy_push_of_unknown_size_runs_out_of_space_while_writing(small, mo
 
 def test_a_bundle_that_passed_the_check_runs_out_of_space_mid_write(small, mosquitto):
     """The free space shrinks after the pre-check: another writer on the board fills the
-    flash once the first file is down (shims/simboot.py, .sim_fill), so the second one
+    flash once the first file is down (shims/simupdate.py, .sim_fill), so the second one
     meets LittleFS's ENOSPC."""
     name, dev, old = small
     files = [("main.py", old["main.py"] + b"# v2\n"), ("extra.py", b"Z = 3\n" * 700)]
