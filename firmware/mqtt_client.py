@@ -2,9 +2,10 @@
 #
 # Written for this project (umqtt.simple was the model, not the source). Every link
 # failure surfaces as OSError (MQTTError is one), so the runtime has one reconnect path.
-# Memory: an outgoing packet is built in one bytearray (one write, see _send); an
-# incoming payload over _MAX_PAYLOAD is read off the socket into a 64-byte scratch
-# buffer and dropped, so a hostile message costs no allocation.
+# Memory: an outgoing packet is built in one bytearray, except a part over _BIG bytes
+# (the heartbeat's file list), written from where it is (see _send); an incoming payload
+# over _MAX_PAYLOAD is read off the socket into a 64-byte scratch buffer and dropped, so
+# a hostile message costs no allocation.
 # TLS (tls=True, ca: a CA certificate file or None) is in mqtt_tls.py, imported at connect
 # only when it is on: a device without TLS never compiles it.
 # Importable under CPython so unit tests can drive it with a fake socket.
@@ -25,6 +26,7 @@ except ImportError:  # CPython
 
 _MAX_PAYLOAD = const(1024)
 _MAX_TOPIC = const(128)
+_BIG = const(512)
 _TIMEOUT = const(10)  # seconds, for every socket operation
 
 
@@ -124,7 +126,9 @@ class MQTTClient:
         self._write(b"\xc0\x00")
 
     def publish(self, topic, msg, retain=False):
-        self._send(0x31 if retain else 0x30, (_str(topic), topic, msg))
+        # msg: bytes, or a tuple of bytes-like parts sent as one payload (never joined)
+        self._send(0x31 if retain else 0x30,
+                   (_str(topic), topic) + (msg if type(msg) is tuple else (msg,)))
 
     def subscribe(self, topic):
         # Subscribe at QoS 0 and wait for the SUBACK (PUBLISHes before it are dropped).
@@ -235,11 +239,20 @@ class MQTTClient:
         self.last_tx = ticks_ms()
 
     def _send(self, op, parts):
-        # One write per packet: split writes stall on Nagle + delayed ACK.
-        n = 0
-        for p in parts:
-            n += len(p)
-        pkt = bytearray(n + (2 if n < 0x80 else 3 if n < 0x4000 else 4))
+        # The header and the parts up to the first big one go in one buffer and one write:
+        # split writes stall on Nagle + delayed ACK, which the short OTA reports must not.
+        # A big part (and what follows it) is written from where it is: the heartbeat can
+        # wait out one delayed ACK, a small heap has no room for a second copy of it.
+        n = k = 0
+        big = len(parts)
+        for j in range(len(parts)):
+            m = len(parts[j])
+            if m > _BIG and big == len(parts):
+                big = j
+            if big == len(parts):
+                k += m
+            n += m
+        pkt = bytearray(k + (2 if n < 0x80 else 3 if n < 0x4000 else 4))
         pkt[0] = op
         i = 1
         while True:
@@ -249,7 +262,10 @@ class MQTTClient:
             if not n:
                 break
             pkt[i - 1] |= 0x80
-        for p in parts:
+        for j in range(big):
+            p = parts[j]
             pkt[i : i + len(p)] = p
             i += len(p)
         self._write(pkt)
+        for j in range(big, len(parts)):
+            self._write(parts[j])

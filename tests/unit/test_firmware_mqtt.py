@@ -23,10 +23,12 @@ class FakeSocket:
     def __init__(self, rx=b""):
         self.rx = bytearray(rx)
         self.tx = bytearray()
+        self.writes = []  # each write's buffer, as passed
         self.closed = False
         self.largest_readinto = 0
 
     def write(self, b):
+        self.writes.append(b)
         self.tx += bytes(b)
         return len(b)
 
@@ -94,6 +96,26 @@ def test_publish_retained_and_plain():
     c.publish(b"a/b", b"x" * 200)
     # remaining length 205 takes two bytes: 0xcd 0x01
     assert bytes(sock.tx) == b"\x30\xcd\x01\x00\x03a/b" + b"x" * 200
+
+
+def test_a_small_packet_is_one_write():
+    c, sock = connected()
+    sock.writes.clear()
+    c.publish(b"dev1/ota/status", (b'{"state":', b'"verified"}'))
+    assert sock.writes == [b"\x30\x25\x00\x0fdev1/ota/status" + b'{"state":"verified"}']
+
+
+def test_a_big_part_is_written_as_it_is_not_copied():
+    # the heartbeat: its file list goes out from the caller's buffer, the head in one write
+    c, sock = connected()
+    sock.writes.clear()
+    files = b'{"' + b"f" * 1200 + b'":"0"}'
+    head = memoryview(b'{"online":true,"boot":3}')[:-1]
+    c.publish(b"dev1/status", (head, b',"files":', files, b"}"), retain=True)
+    n = len(head) + 9 + len(files) + 1 + 13
+    assert bytes(sock.tx) == (b"\x31" + bytes((n & 0x7F | 0x80, n >> 7)) + b"\x00\x0bdev1/status"
+                              + b'{"online":true,"boot":3,"files":' + files + b"}")
+    assert sock.writes[1] is files and len(sock.writes) == 3
 
 
 def test_subscribe_waits_for_suback():
