@@ -51,8 +51,8 @@ class Runtime:
         self.beat = False  # a heartbeat went out on this connection
         import sys
 
-        self.safeboot = sys.modules.get("safeboot")  # loaded while on probation
-        self.wdt = getattr(self.safeboot, "wdt", None)
+        self.guard = sys.modules.get("probation")  # running main while on probation
+        self.wdt = getattr(self.guard, "wdt", None)
 
     # -- start-up --
 
@@ -167,6 +167,7 @@ class Runtime:
         ota_verdict.run(self, confirm)
         del sys.modules["ota_verdict"]
         gc.collect()
+        self.heartbeat()  # the journal is gone (and its code): show it
 
     def heartbeat(self):
         gc.collect()
@@ -179,8 +180,9 @@ class Runtime:
             hb["probation"] = True
         msg = dumps(hb).encode()
         hb = pl = None
-        msg = b"".join((msg[:-1], b',"files":', self.files, b"}"))
-        self.mq.publish(self.t_status, msg, True)
+        # in parts: the file list (a kilobyte on a full flash) is never copied
+        self.mq.publish(self.t_status, (memoryview(msg)[:-1], b',"files":', self.files, b"}"),
+                        True)
         self.beat = True
         if self.debug:
             log("heartbeat", free)
@@ -197,6 +199,10 @@ class Runtime:
         except OSError as e:
             # finish the push anyway; the main loop reconnects afterwards
             self.link_error = e
+        except MemoryError:
+            # a full heap loses this report, not the device: the server's push times out
+            gc.collect()
+            log("OTA report lost: no memory")
 
     def _ota(self, msg):
         # runtime.main() loaded ota_push at boot; should it be missing, loading it now may

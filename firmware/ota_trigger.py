@@ -8,7 +8,7 @@ except ImportError:  # CPython, for unit tests
 
 _MAX_SIZE = const(16777216)
 _MAX_FILES = const(8)
-PROTECTED = ("boot.py", "safeboot.py", "settings.json")
+PROTECTED = ("boot.py", "safeboot.py", "probation.py", "settings.json")
 
 
 class OTAError(Exception):
@@ -141,7 +141,7 @@ def parse(payload):
 
 
 def protected(name, t, keyed):
-    # Why the push t may not replace name (boot.py, safeboot.py, settings.json), or None.
+    # Why the push t may not replace name (the safe-boot code, settings.json), or None.
     # keyed: the device has a key (ota_auth lists "sig"): then only a signed force=1 does.
     if name not in PROTECTED:
         return None

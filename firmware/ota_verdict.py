@@ -47,4 +47,3 @@ def run(rt, healthy):
     rt.mq.publish(rt.t_ota_status, json.dumps(d).encode())
     _rm(".ota/journal.json")
     rt.j = None
-    rt.heartbeat()

@@ -1,7 +1,8 @@
 # The plugin host of the runtime (the plugin API is documented at the top of runtime.py):
 # loads the plugins named in the settings, routes ID/<name>/set to them, polls them,
 # publishes their state. A plugin's exception is logged and survived, except on probation,
-# where it fails the update (docs/safety.md): recorded for safeboot, then a reset.
+# where it fails the update (docs/safety.md): recorded for safeboot (probation.crash), then
+# a reset.
 import gc
 from device import dumps
 
@@ -90,8 +91,8 @@ class Host:
     def _error(self, ctx, where, e):
         rt = self.rt
         print(ctx.name, where, "error:", repr(e))
-        if rt.probation and rt.safeboot:
-            rt.safeboot.crash("%s.%s: %s: %s" % (ctx.name, where, type(e).__name__, e))
+        if rt.probation and rt.guard:
+            rt.guard.crash("%s.%s: %s: %s" % (ctx.name, where, type(e).__name__, e))
             import machine
 
             machine.reset()

@@ -1,11 +1,11 @@
 # DCC-OTA safe boot, called by boot.py before anything else (docs/safety.md). It finishes
-# an interrupted commit, counts the boots of an update on probation, rolls back to the
-# backups, and on probation runs main.py itself under the watchdog. Every step is
-# idempotent, so a power cut at any point is finished at the next boot. Protected: a push
-# replaces this file only with force=1. Kept small: it is compiled at every boot.
+# an interrupted commit, counts the boots of an update on probation and rolls back to the
+# backups. Every step is idempotent, so a power cut at any point is finished at the next
+# boot. On probation boot.py then runs main.py under the watchdog (probation.py), with this
+# module already off the heap. Protected: a push replaces this file only with force=1.
+# Kept small: it is compiled at every boot.
 J = ".ota/journal.json"
 CRASH = ".ota/crash.txt"
-wdt = None  # machine.WDT while on probation; runtime feeds it
 
 
 def _step(name):
@@ -50,12 +50,6 @@ def _put(src, name):
         os.rename(src, name)
 
 
-def crash(text):
-    # record why this boot failed; the next boot rolls back with it as the reason
-    with open(CRASH, "w") as f:
-        f.write(text[:200])
-
-
 def _reset():
     import machine
 
@@ -74,6 +68,10 @@ def _commit(j):
             _step("backup%d" % i)
         _put(new, name)
         _step("place%d" % i)
+    if _exists(CRASH):  # from a boot before this update: it must not roll this one back
+        import os
+
+        os.remove(CRASH)
     j["state"] = "probation"
     j["boots"] = 0
     _save(j)
@@ -105,10 +103,7 @@ def _rollback(j, reason):
 
 
 def run():
-    # Returns at once unless an update is on probation; then it never returns.
-    global wdt
-    import gc
-
+    # The watchdog timeout (ms) when an update is on probation, else None.
     try:
         import json
 
@@ -122,13 +117,13 @@ def run():
                 os.remove(".ota/new/" + e[0])
         except OSError:
             pass
-        return
+        return None
     if j["state"] == "commit":
         _commit(j)
     if j["state"] == "rollback":
         _rollback(j, j["reason"])
     if j["state"] != "probation":
-        return  # confirmed or rolled_back: the runtime reports it and clears the journal
+        return None  # confirmed or rolled_back: the runtime reports it and clears the journal
     why = None
     if _exists(CRASH):
         with open(CRASH) as f:
@@ -141,23 +136,4 @@ def run():
         _rollback(j, why)
     _save(j)
     print("safeboot: probation, boot", j["boots"], "of", n)
-    try:
-        from machine import WDT
-
-        try:
-            wdt = WDT(timeout=j.get("wdt", 8000))
-        except (TypeError, ValueError):
-            wdt = WDT()  # the ESP8266's has a fixed timeout
-    except ImportError:
-        pass
-    j = None
-    gc.collect()
-    try:
-        import main  # noqa: F401  (runs the runtime; returns only if main.py ends)
-
-        why = "main.py returned"
-    except Exception as e:
-        why = "%s: %s" % (type(e).__name__, e)
-    print("safeboot: unhealthy:", why)
-    crash(why)
-    _reset()
+    return j.get("wdt", 8000)

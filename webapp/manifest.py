@@ -7,7 +7,7 @@ from .names import check_target
 MAX_FILES = 8
 MAX_MANIFEST = 1024
 # The safe-boot code: a broken one can stop a board from booting at all.
-PROTECTED = ("boot.py", "safeboot.py")
+PROTECTED = ("boot.py", "safeboot.py", "probation.py")
 
 
 class BadPayload(ValueError):
