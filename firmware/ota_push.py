@@ -58,12 +58,12 @@ def run(rt, payload):
         ok = t and receive(t, rt.report, idle, t.keyed,
                            {"max": c["max_boots"], "wdt": c["wdt_ms"]})
     except MemoryError:  # e.g. compiling ota_bundle on a full heap: keep running
-        ok = False
-        if t:
-            rt.report(_fail(t, "no memory", "the heap is too full or fragmented"))
+        ok = None
     if not ok:
         sys.modules.pop("ota_bundle", None)
-        gc.collect()
+        gc.collect()  # before the report: it needs the room
+        if ok is None and t:
+            rt.report(_fail(t, "no memory", "the heap is too full or fragmented"))
         return
     print("OTA done:", t.name, "- rebooting")
     rt.report({"token": t.token, "state": "rebooting", "file": t.name})

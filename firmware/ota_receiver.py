@@ -5,10 +5,11 @@
 # (the legacy path, for a trigger without bundle=N). A bundle's manifest is read and checked
 # by ota_bundle (imported only for a bundle push), its files go to .ota/new/<i> through the
 # same loop, and ota_bundle writes the commit journal that safeboot.py carries out at boot.
-# Memory: one 1024-byte buffer per push, filled with readinto; a chunk is passed on
-# whole (no copies). A short read is passed on as a memoryview slice, made only when the
-# length differs from the last one: lwIP returns at most one segment per read, so over
-# Wi-Fi most reads are short, and mostly of one or two lengths. The verified status
+# Memory: one 1024-byte buffer per push (smaller on a heap with no room for it), filled
+# with readinto; a chunk is passed on whole (no copies). A short read is passed on as a
+# memoryview slice, made only when the length differs from the last one: lwIP returns at
+# most one segment per read, so over Wi-Fi most reads are short, and mostly of one or two
+# lengths. The verified status
 # carries "heap": what the transfer held above the idle heap (docs/protocol.md).
 try:
     from micropython import const
@@ -75,6 +76,19 @@ def _most(peak):
     return a if a > peak else peak
 
 
+def _buffer(least):
+    # 1 KB, or half that down to least (a bundle's manifest must fit) when a full or
+    # fragmented heap has no block that big: a small board's push goes slower, not fails
+    n = _BUF
+    while True:
+        try:
+            return bytearray(n)
+        except MemoryError:
+            n >>= 1
+            if n < least:
+                raise
+
+
 def _copy(s, path, left, sha, name, buf, mv, wdt):
     # Stream left bytes (-1: up to EOF) from socket s to a new file path, checking the
     # SHA-1 sha of file name; returns the byte count. The one transfer loop of every push:
@@ -87,11 +101,12 @@ def _copy(s, path, left, sha, name, buf, mv, wdt):
     h = hashlib.sha1()
     got = 0
     c = buf
+    b = len(buf)
     f = open(path, "wb")
     try:
         while left:
             try:
-                k = s.readinto(buf if left < 0 or left >= _BUF else mv[:left])
+                k = s.readinto(buf if left < 0 or left >= b else mv[:left])
             except OSError as e:  # ETIMEDOUT (110) or, on some ports, EAGAIN (11)
                 raise OTAError("timeout" if e.args and e.args[0] in (11, 110) else
                                "transfer broken", str(e))
@@ -100,7 +115,7 @@ def _copy(s, path, left, sha, name, buf, mv, wdt):
                     raise OTAError("transfer broken", "EOF after %d bytes" % got)
                 break  # legacy: EOF ends the file
             if k != len(c):
-                c = buf if k == _BUF else mv[:k]
+                c = buf if k == b else mv[:k]
             f.write(c)
             h.update(c)
             got += k
@@ -126,7 +141,7 @@ def receive(t, report, idle=0, keyed=False, extra=None):
     import sys
     from ota_trigger import OTAError
 
-    wdt = getattr(sys.modules.get("safeboot"), "wdt", None)  # running once started
+    wdt = getattr(sys.modules.get("probation"), "wdt", None)  # running once started
     ob = None
     if t.bundle:
         import ota_bundle as ob
@@ -153,7 +168,7 @@ def receive(t, report, idle=0, keyed=False, extra=None):
         st["state"] = "connected"
         report(st)
         gc.collect()  # the 1 KB buffer finds a free block, the figure below no garbage
-        buf = bytearray(_BUF)
+        buf = _buffer(t.size if ob else 128)
         mv = memoryview(buf)
         peak = _most(idle)  # the transfer's working set
         stage = "transfer broken"
@@ -180,9 +195,10 @@ def receive(t, report, idle=0, keyed=False, extra=None):
         else:
             _place(t.name)
     except OTAError as e:
-        report(_fail(t, e.reason, e.detail))
+        err = _fail(t, e.reason, e.detail)
     except MemoryError:
-        report(_fail(t, "no memory", "the heap is too full or fragmented"))
+        buf = mv = items = None
+        err = _fail(t, "no memory", "the heap is too full or fragmented")
     except OSError as e:
         # a socket timeout is ETIMEDOUT (110) or, on some ports, EAGAIN (11)
         reason = stage
@@ -190,7 +206,7 @@ def receive(t, report, idle=0, keyed=False, extra=None):
             reason = "timeout"
         elif e.args and e.args[0] == 28:
             reason = "no space"
-        report(_fail(t, reason, str(e)))
+        err = _fail(t, reason, str(e))
     else:
         st["state"] = "verified"
         st["sha1"] = t.sha1
@@ -200,8 +216,11 @@ def receive(t, report, idle=0, keyed=False, extra=None):
         return True
     finally:
         s.close()
+    # clean up first: "failed" means the flash holds nothing of this push
     if ob:
         ob.clean()
     else:
         _remove(PART)
+    gc.collect()  # the report needs room
+    report(err)
     return False

@@ -47,4 +47,16 @@ def main():
 
         features += ota_auth.features()
         gc.collect()
-    sys.modules["device"].Runtime(cfg, boot, files, j, features).run()
+    try:
+        sys.modules["device"].Runtime(cfg, boot, files, j, features).run()
+    except Exception as e:
+        if "probation" in sys.modules:
+            raise  # probation.py records why, for the rollback
+        # say why and start again: a board left at the REPL is offline until someone comes
+        # (a pause first: a fault at every boot must not spin the boot counter on flash)
+        sys.print_exception(e)
+        import machine
+        import time
+
+        time.sleep(3)
+        machine.reset()
