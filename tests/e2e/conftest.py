@@ -16,7 +16,7 @@ from tests.support.server import Gunicorn
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 MAX_UPLOAD = 64 * 1024
-OFFLINE_WAIT = 3  # seconds a push waits for an offline device
+OFFLINE_WAIT = 8  # seconds a push waits for an offline device (the test acts within it)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -189,16 +189,20 @@ def test_the_led_switch_shows_what_the_device_reports(browser, server, sims):
     wait_online(browser, server, dev.name)
     switch = '[data-device="%s"] button.switch[data-key="led"]' % dev.name
     wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, switch), what="the LED switch")
-    assert browser.find_element(By.CSS_SELECTOR, switch).get_attribute("aria-checked") == "false"
+    # each look and click inside wait(): the live list redraws the switch as heartbeats come
+    wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, switch)
+         .get_attribute("aria-checked") == "false", what="the LED to show off at boot")
 
-    browser.find_element(By.CSS_SELECTOR, switch).click()
+    wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, switch).click() or True,
+         what="the LED switch to take a click")
 
     wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, switch)
          .get_attribute("aria-checked") == "true", what="the LED to report on")
     pins = json.loads((dev.flash_dir / ".sim_out.json").read_text())
     assert pins["2"] == 0  # the ESP8266's built-in LED is active-low: 0 is lit
 
-    browser.find_element(By.CSS_SELECTOR, switch).click()
+    wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, switch).click() or True,
+         what="the LED switch to take a click")
     wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, switch)
          .get_attribute("aria-checked") == "false", what="the LED to report off")
 
