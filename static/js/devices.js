@@ -7,6 +7,8 @@
   if (!root) return;
   const { el, poll, send, csrfHeaders, size, ago, duration } = window.DccLive;
   const lastSeen = new Map(); // device name -> [last_seen, note]
+  const PENDING_MS = 5000; // a device answers a command with its new state within a moment
+  const pending = new WeakMap(); // switch -> timer that stops waiting for the device
 
   function card(name) {
     for (const c of root.querySelectorAll("[data-device]")) {
@@ -53,26 +55,44 @@
     c.querySelector("summary").textContent = `Files (${files.length})`;
     field(c, "files").replaceChildren(...files.map((n) =>
       el("li", {}, el("code", {}, n), " ", el("span", { class: "hash" }, d.files[n].slice(0, 10)))));
-    field(c, "plugins").replaceChildren(...Object.keys(d.plugins).sort().map((p) =>
-      plugin(d.name, p, d.plugins[p])));
+    plugins(field(c, "plugins"), d.plugins);
     tickAges();
   }
 
-  function plugin(device, name, state) {
-    const box = el("fieldset", { class: "plugin" }, el("legend", {}, name));
-    for (const key of Object.keys(state).sort()) {
-      const v = state[key];
-      if (typeof v === "boolean") {
-        box.append(el("button", {
-          type: "button", class: "switch", role: "switch", "aria-checked": String(v),
-          "data-device": device, "data-plugin": name, "data-key": key,
-        }, key));
+  // The controls are rebuilt only when the plugins, their keys or the kind of a value change.
+  // A new state is written into the nodes already there: the poll brings a device about once
+  // a second, and a rebuilt switch would drop keyboard focus, lose a click and be announced
+  // again by a screen reader.
+  function plugins(box, all) {
+    const names = Object.keys(all).sort();
+    const wanted = names.map((p) => [p, Object.keys(all[p]).sort().map((k) =>
+      [k, typeof all[p][k] === "boolean"])]);
+    const shown = [...box.children].map((f) => [f.dataset.plugin,
+      [...f.querySelectorAll("[data-key]")].map((n) => [n.dataset.key, n.matches(".switch")])]);
+    if (JSON.stringify(shown) !== JSON.stringify(wanted)) {
+      box.replaceChildren(...names.map((p) => plugin(p, all[p])));
+    }
+    for (const node of box.querySelectorAll("[data-key]")) {
+      const { plugin: p, key } = node.dataset;
+      const v = all[p][key];
+      if (node.matches(".switch")) {
+        if (node.getAttribute("aria-checked") === String(v)) continue;
+        node.setAttribute("aria-checked", String(v));
+        node.removeAttribute("aria-busy"); // the device answered
       } else {
-        const text = typeof v === "string" ? v : JSON.stringify(v);
-        box.append(el("span", { class: "state" }, `${key}: ${text}`));
+        const text = `${key}: ${typeof v === "string" ? v : JSON.stringify(v)}`;
+        if (node.textContent !== text) node.textContent = text;
       }
     }
-    return box;
+  }
+
+  // One plugin's controls, still without values: plugins() writes them in.
+  function plugin(name, state) {
+    return el("fieldset", { class: "plugin", "data-plugin": name }, el("legend", {}, name),
+      ...Object.keys(state).sort().map((key) => typeof state[key] === "boolean"
+        ? el("button", { type: "button", class: "switch", role: "switch",
+          "data-plugin": name, "data-key": key }, key)
+        : el("span", { class: "state", "data-plugin": name, "data-key": key })));
   }
 
   function tickAges() {
@@ -85,17 +105,20 @@
   root.addEventListener("click", async (ev) => {
     const sw = ev.target.closest("button.switch");
     if (!sw) return;
-    const device = sw.dataset.device || sw.closest("[data-device]").dataset.device;
+    const device = sw.closest("[data-device]").dataset.device;
     const url = root.dataset.commandUrl.replace("NAME", encodeURIComponent(device))
       .replace("PLUGIN", encodeURIComponent(sw.dataset.plugin));
+    // Busy until the device reports a new state (plugins() clears it), PENDING_MS at most.
     sw.setAttribute("aria-busy", "true");
+    sw.removeAttribute("title");
+    clearTimeout(pending.get(sw));
+    pending.set(sw, setTimeout(() => sw.removeAttribute("aria-busy"), PENDING_MS));
     try {
       await send(url, "POST", { [sw.dataset.key]: sw.getAttribute("aria-checked") !== "true" });
     } catch (err) {
       sw.removeAttribute("aria-busy");
       sw.title = "not sent: " + err.message;
     }
-    // The device's reported state arrives through the poll and redraws the switch.
   });
 
   // Drop a file on a card: store it, push it to that device, follow it on its timeline.

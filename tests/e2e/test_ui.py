@@ -6,9 +6,12 @@ import secrets
 import paho.mqtt.client as mqtt
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 
 from dcc_sim.launcher import SimDevice
 from tests.e2e.conftest import MAX_UPLOAD, OFFLINE_WAIT, wait
+from webapp import db
 
 pytestmark = pytest.mark.e2e
 
@@ -50,12 +53,28 @@ def drop_files(browser, zone_selector, paths):
 
 
 def upload(browser, server, path):
-    """Upload through the file picker and wait until the stored list shows it."""
+    """Upload through the file picker; wait for this upload's own result, then for the stored
+    list to be swapped for the server's fresh one (not just for the digest to be listed: the
+    same bytes may have been stored before)."""
     browser.get(server.url + "/files")
+    before = browser.find_element(By.ID, "stored")
     browser.find_element(By.ID, "file-input").send_keys(str(path))
     digest = sha1(path.read_bytes())
-    wait(browser, lambda b: digest in stored_sha1s(b), what="%s in the stored list" % path.name)
+    wait(browser, lambda b: [s.text for s in b.find_elements(By.CSS_SELECTOR, "#uploads .status")]
+         == ["stored, SHA-1 " + digest], what="%s to be stored" % path.name)
+    wait(browser, staleness_of(before), what="the stored list to refresh after %s" % path.name)
+    assert digest in stored_sha1s(browser)
     return digest
+
+
+def stored_rows(server, digest):
+    """The file rows the server holds for these bytes, read back from its database."""
+    conn = db.connect(str(server.state_dir / "db.sqlite"))
+    try:
+        return [tuple(r) for r in conn.execute(
+            "SELECT name, size FROM files WHERE sha1 = ? AND deleted_at IS NULL", (digest,))]
+    finally:
+        conn.close()
 
 
 def card(browser, name):
@@ -107,11 +126,17 @@ def test_dropping_two_files_lists_both_with_their_sha1(browser, server, tmp_path
 
 
 def test_the_file_picker_uploads_and_the_same_bytes_are_stored_once(browser, server, tmp_path):
-    c = make_file(tmp_path, "gamma.py", b"GAMMA = 3\n")
-    digest = upload(browser, server, c)
-    upload(browser, server, make_file(tmp_path, "gamma-copy.py", c.read_bytes()))
+    data = b"GAMMA = 3\n"
+    digest = upload(browser, server, make_file(tmp_path, "gamma.py", data))
+    assert stored_rows(server, digest) == [("gamma.py", len(data))]
+
+    assert upload(browser, server, make_file(tmp_path, "gamma-copy.py", data)) == digest
+
     rows = browser.find_elements(By.CSS_SELECTOR, '#stored tr[data-sha1="%s"]' % digest)
-    assert len(rows) == 1
+    assert len(rows) == 1 and "gamma.py" in rows[0].text and "gamma-copy.py" not in rows[0].text
+    assert stored_rows(server, digest) == [("gamma.py", len(data))]
+    blobs = [f for f in (server.state_dir / "files").iterdir() if f.read_bytes() == data]
+    assert len(blobs) == 1
 
 
 def test_an_oversized_upload_says_why_and_stores_nothing(browser, server, tmp_path):
@@ -189,7 +214,7 @@ def test_the_led_switch_shows_what_the_device_reports(browser, server, sims):
     wait_online(browser, server, dev.name)
     switch = '[data-device="%s"] button.switch[data-key="led"]' % dev.name
     wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, switch), what="the LED switch")
-    # each look and click inside wait(): the live list redraws the switch as heartbeats come
+    # found afresh at each look; the next test holds one node through the heartbeats
     wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, switch)
          .get_attribute("aria-checked") == "false", what="the LED to show off at boot")
 
@@ -205,6 +230,37 @@ def test_the_led_switch_shows_what_the_device_reports(browser, server, sims):
          what="the LED switch to take a click")
     wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, switch)
          .get_attribute("aria-checked") == "false", what="the LED to report off")
+
+
+def test_the_led_switch_stays_the_same_node_while_heartbeats_come(browser, server, sims):
+    """Focus, a click in flight and a screen reader stay with the switch the user is on: the
+    live list writes a new state into it instead of building a new one each poll."""
+    dev = sims[1]
+    wait_online(browser, server, dev.name)
+    switch = wait(browser, lambda b: b.find_element(
+        By.CSS_SELECTOR, '[data-device="%s"] button.switch[data-key="led"]' % dev.name),
+        what="the LED switch")
+    wait(browser, lambda b: switch.get_attribute("aria-checked") == "false",
+         what="the LED to show off")
+    browser.execute_script("arguments[0].focus()", switch)
+
+    def lit():
+        return json.loads((dev.flash_dir / ".sim_out.json").read_text())["2"] == 0  # active-low
+
+    for want in ("true", "false"):  # toggled twice from the keyboard, never focused again
+        browser.switch_to.active_element.send_keys(Keys.SPACE)
+        wait(browser, lambda b: switch.get_attribute("aria-checked") == want,
+             what="the same LED switch node to report %s" % want)
+        assert lit() == (want == "true")
+        for beat in range(2):  # two more heartbeats drawn on the card
+            uptime = card_field(browser, dev.name, "uptime")
+            wait(browser, lambda b: card_field(b, dev.name, "uptime") != uptime,
+                 what="heartbeat %d on the card" % (beat + 1))
+        assert browser.find_element(
+            By.CSS_SELECTOR, '[data-device="%s"] button.switch[data-key="led"]' % dev.name) == switch
+        assert browser.switch_to.active_element == switch
+        assert switch.get_attribute("aria-checked") == want
+        assert switch.get_attribute("aria-busy") is None
 
 
 def test_a_push_to_an_offline_device_names_the_failure_and_offers_a_retry(
