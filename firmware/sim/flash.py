@@ -69,7 +69,7 @@ class FlashImage:
         return self.path.exists()
 
     def spec(self):
-        """The SIM_FLASH value for simboot (simflash): image, block count, block size."""
+        """The SIM_FLASH value for the boot (shims/simflash.py): image, blocks, block size."""
         return "%s:%d:%d" % (self.path.resolve(), self.blocks, self.block)
 
     def _run(self, put=None, mkfs=False, dump=True):

@@ -25,6 +25,19 @@ RESET_EXIT_CODE = 99  # keep equal to shims/machine.py
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent
 CRASH_RESTART_S = 1.0
+# What a board's C start-up does: boot.py then main.py from the flash (the cwd), after
+# mounting the flash image in that mode (shims/simflash.py). Passed with -c, not run as a
+# module: a module would keep its name, its path and its globals on the simulated heap
+# for as long as the device runs. Every name here is one the interpreter has in ROM.
+BOOT = """import os
+for file in ('boot.py', 'main.py'):
+    try:
+        os.stat(file)
+    except OSError:
+        continue
+    execfile(file)
+"""
+FLASH_BOOT = "import simflash\nsimflash.boot()\ndel simflash\n" + BOOT
 
 
 class MicroPythonMissing(RuntimeError):
@@ -194,14 +207,27 @@ class SimDevice:
         if self.echo:
             print("%s| %s" % (self.name, text), flush=True)
 
+    def _path(self):
+        # MICROPYPATH. The shims go on the flash folder, in a dot-folder the firmware never
+        # lists, and are found by a relative path: every module path on it is an interned
+        # string of the simulated heap, where a board has its modules in ROM.
+        if self._shims and not self.flash:
+            dest = self.flash_dir / precompile.SHIMS_FOLDER
+            dest.mkdir(exist_ok=True)
+            for f in Path(self._shims).iterdir():
+                shutil.copyfile(f, dest / f.name)
+            return precompile.SHIMS_FOLDER  # sys.path: "" (the flash folder), ".sim"
+        # the flash image's cwd moves (FLASH_BOOT mounts it): absolute paths, both
+        return "%s:%s" % (self._shims or SHIMS_DIR, self.flash_dir.resolve())
+
     def _supervise(self):
         env = dict(os.environ)
-        env["MICROPYPATH"] = "%s:%s" % (self._shims or SHIMS_DIR, self.flash_dir.resolve())
-        boot = ["-m", "simboot"] if self._shims else [str(SHIMS_DIR / "simboot.py")]
+        env["MICROPYPATH"] = self._path()
         env["SIM_CTL"] = str(self.flash_dir.resolve())
         if self.flash:
-            env["SIM_FLASH"] = self.flash.spec()  # simboot mounts it
-        cmd = [self._binary, "-X", "heapsize=" + self.heap] + boot
+            env["SIM_FLASH"] = self.flash.spec()  # FLASH_BOOT mounts it
+        cmd = [self._binary, "-X", "heapsize=" + self.heap,
+               "-c", FLASH_BOOT if self.flash else BOOT]
         wdt_file = self.flash_dir / ".sim_wdt"
         while not self._stop.is_set():
             with self._lock:

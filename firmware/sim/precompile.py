@@ -44,12 +44,14 @@ def have_mpy_cross():
         return False
 
 
-def compile_file(src, out_dir, mpy_cross=None):
-    """Compile one .py into out_dir/NAME.mpy (tracebacks name NAME.py); returns the path."""
+def compile_file(src, out_dir, mpy_cross=None, folder=""):
+    """Compile one .py into out_dir/NAME.mpy; returns the path. Tracebacks name
+    folder + NAME.mpy (with the .py's line numbers): what the import keeps as the module's
+    __file__ anyway, where another name would take one more interned string of the heap."""
     src = Path(src)
     out = Path(out_dir) / (src.stem + ".mpy")
-    subprocess.run([mpy_cross or find_mpy_cross(), "-s", src.name, "-o", str(out), str(src)],
-                   check=True, capture_output=True)
+    subprocess.run([mpy_cross or find_mpy_cross(), "-s", folder + out.name, "-o", str(out),
+                    str(src)], check=True, capture_output=True)
     return out
 
 
@@ -70,9 +72,12 @@ def board_image(sources, out_dir):
     return written
 
 
+SHIMS_FOLDER = ".sim"  # where the simulator puts them on a device's flash folder
+
+
 def shims_dir(src_dir):
     """A folder with every shim of src_dir precompiled, made once per process (removed at
-    exit). The simulator runs simboot from it with `micropython -m simboot`."""
+    exit), for the launcher to copy to SHIMS_FOLDER on the flash."""
     with _lock:
         if src_dir not in _shims:
             out = tempfile.mkdtemp(prefix="dcc-sim-shims-")
@@ -80,7 +85,7 @@ def shims_dir(src_dir):
             tool = find_mpy_cross()
             for f in Path(src_dir).glob("*.py"):
                 if f.name != "__init__.py":
-                    compile_file(f, out, tool)
+                    compile_file(f, out, tool, SHIMS_FOLDER + "/")
             _shims[src_dir] = out
         return _shims[src_dir]
 

@@ -40,9 +40,9 @@ class Pin:
     IN = 0
     OUT = PULL_UP = 1
 
-    def __init__(self, id, mode=0, pull=-1, value=None):
+    def __init__(self, id, mode=0, *pull, value=None):  # (no name for pull: one qstr less)
         self.id = str(id)
-        self.out = mode == 1
+        self.mode = mode
         if value is not None:
             self.value(value)
 
@@ -51,7 +51,7 @@ class Pin:
 
         k = self.id
         if v is None:
-            if self.out:
+            if self.mode:  # OUT
                 return _out.get(k, 0)
             try:
                 with open(".sim_pins.json") as f:

@@ -1,8 +1,9 @@
 # Simulator flash image (SimDevice(flash_kb=N), env SIM_FLASH="<image>:<blocks>:<block size>"):
 # a LittleFS file system in an image file, mounted with vfs.VfsLfs2 at /flash and made the
 # cwd, so the firmware's relative paths, os.statvfs() and ENOSPC are those of a board's real
-# file system. simboot imports this only in that mode; dcc_sim.flash imports it to format,
-# seed and read images with mount() (nothing runs at import).
+# file system. The boot imports this only in that mode (dcc_sim.launcher.FLASH_BOOT);
+# dcc_sim.flash imports it to format, seed and read images with mount() (nothing runs at
+# import).
 import os
 
 
