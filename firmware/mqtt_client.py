@@ -8,21 +8,9 @@
 # a hostile message costs no allocation.
 # TLS (tls=True, ca: a CA certificate file or None) is in mqtt_tls.py, imported at connect
 # only when it is on: a device without TLS never compiles it.
-# Importable under CPython so unit tests can drive it with a fake socket.
-try:
-    from micropython import const
-except ImportError:
-    const = lambda x: x
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:  # CPython
-    import time as _t
-
-    def ticks_ms():
-        return int(_t.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+# Unit tests drive it under CPython with a fake socket (tests/support/firmware.py).
+from micropython import const
+from time import ticks_ms, ticks_diff
 
 _MAX_PAYLOAD = const(1024)
 _MAX_TOPIC = const(128)

@@ -10,13 +10,10 @@
 # MicroPython has no hmac module, so HMAC (RFC 2104, 64-byte block for both hashes) is
 # done here by hand. Memory: one 64-byte pad, two hash objects and a digest per check; the
 # payload (at most 1024 bytes, see mqtt_client) is hashed through a memoryview, not copied.
-# Importable under CPython so unit tests can run the same code against Python's hmac.
+# Unit tests run the same code under CPython against Python's hmac.
 import hashlib
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    const = lambda x: x
+from micropython import const
 
 SETTINGS = "settings.json"
 COUNTER = ".ota/counter"

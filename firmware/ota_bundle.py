@@ -3,7 +3,7 @@
 # reads the manifest through its own buffer, streams every file to .ota/new/<i> with its one
 # transfer loop, then calls commit(). The renames are done by safeboot.py at the next boot
 # (one code path for a commit and for its roll-forward after a power cut).
-from ota_trigger import OTAError, bad_name, protected
+from ota_trigger import OTAError, bad_name, is_hex, protected
 
 NEW = ".ota/new/"
 JOURNAL = ".ota/journal.json"
@@ -45,17 +45,13 @@ def start(t):
     return None
 
 
-def _hex(s):
-    return len(s) == 40 and all(c in "0123456789abcdef" for c in s)
-
-
 def parse_manifest(text, t, keyed):
     # [(sha1, size, name)] from the manifest text of bundle t; OTAError malformed/rejected.
     # keyed: the device has a key (see ota_trigger.protected).
     items = []
     for line in text.split("\n")[:-1]:
         p = line.split(" ")
-        if len(p) != 3 or not _hex(p[0]) or not p[1].isdigit() or len(p[1]) > 8:
+        if len(p) != 3 or not is_hex(p[0], 40) or not p[1].isdigit() or len(p[1]) > 8:
             raise OTAError("malformed", "bad manifest line")
         name = p[2]
         why = bad_name(name) if name != "settings.json" else None

@@ -9,12 +9,9 @@
 # with readinto; a chunk is passed on whole (no copies). A short read is passed on as a
 # memoryview slice, made only when the length differs from the last one: lwIP returns at
 # most one segment per read, so over Wi-Fi most reads are short, and mostly of one or two
-# lengths. The verified status
-# carries "heap": what the transfer held above the idle heap (docs/protocol.md).
-try:
-    from micropython import const
-except ImportError:  # CPython, for unit tests
-    const = lambda x: x
+# lengths. The verified status carries "heap": what the transfer held above the idle heap
+# (docs/protocol.md).
+from micropython import const
 
 _BUF = const(1024)
 _TIMEOUT = const(10)  # seconds, for every socket operation
@@ -66,27 +63,6 @@ def free_space():
     # whole flash means none.
     free = st[0] * st[4]
     return st[0], 0 if free > st[1] * st[2] else free
-
-
-def _most(peak):
-    # the larger of peak and the heap in use now
-    import gc
-
-    a = gc.mem_alloc()
-    return a if a > peak else peak
-
-
-def _buffer(least):
-    # 1 KB, or half that down to least (a bundle's manifest must fit) when a full or
-    # fragmented heap has no block that big: a small board's push goes slower, not fails
-    n = _BUF
-    while True:
-        try:
-            return bytearray(n)
-        except MemoryError:
-            n >>= 1
-            if n < least:
-                raise
 
 
 def _copy(s, path, left, sha, name, buf, mv, wdt):
@@ -144,6 +120,7 @@ def receive(t, report, idle=0, keyed=False, extra=None):
     wdt = getattr(sys.modules.get("probation"), "wdt", None)  # running once started
     ob = None
     if t.bundle:
+        gc.collect()  # the trigger's parsing garbage out of the way of the bundle code
         import ota_bundle as ob
 
         err = ob.start(t)
@@ -168,9 +145,19 @@ def receive(t, report, idle=0, keyed=False, extra=None):
         st["state"] = "connected"
         report(st)
         gc.collect()  # the 1 KB buffer finds a free block, the figure below no garbage
-        buf = _buffer(t.size if ob else 128)
+        # 1 KB, or half that down to what a bundle's manifest needs (else 128 bytes) when a
+        # full or fragmented heap has no block that big: the push goes slower, not fails
+        n = _BUF
+        while True:
+            try:
+                buf = bytearray(n)
+                break
+            except MemoryError:
+                n >>= 1
+                if n < (t.size if ob else 128):
+                    raise
         mv = memoryview(buf)
-        peak = _most(idle)  # the transfer's working set
+        peak = max(idle, gc.mem_alloc())  # the transfer's working set
         stage = "transfer broken"
         if ob:
             items = ob.read_manifest(s, mv, t, keyed)  # [(sha1, size, name)], space checked
@@ -187,7 +174,7 @@ def receive(t, report, idle=0, keyed=False, extra=None):
             stage = "size mismatch"
             if s.readinto(mv[:1]):
                 raise OTAError("size mismatch", "more than the announced bytes")
-        peak = _most(peak)  # and what the loop left (no collection since)
+        peak = max(peak, gc.mem_alloc())  # and what the loop left (no collection since)
         buf = mv = None  # free the buffer before the reports
         stage = "write failed"
         if ob:

@@ -1,10 +1,7 @@
 # DCC-OTA trigger parsing (docs/protocol.md, "Trigger"): both forms, and the file-name
 # rules. Nothing here touches the flash or the network. Kept apart from ota_receiver so
 # each module compiles on an ESP8266 (compiling takes several times a module's size).
-try:
-    from micropython import const
-except ImportError:  # CPython, for unit tests
-    const = lambda x: x
+from micropython import const
 
 _MAX_SIZE = const(16777216)
 _MAX_FILES = const(8)
@@ -39,7 +36,8 @@ class Trigger:
         self.signed = False
 
 
-def _hex(s, n):
+def is_hex(s, n):
+    # s is n lowercase hex digits (no generator: this runs on a full heap too)
     if len(s) != n:
         return False
     for c in s:
@@ -50,11 +48,8 @@ def _hex(s, n):
 
 def _num(s, lo, hi):
     # decimal digits only (no sign, no spaces), at most 8 of them
-    if not 0 < len(s) <= 8:
+    if not 0 < len(s) <= 8 or not s.isdigit():  # (ASCII: parse checked it)
         return None
-    for c in s:
-        if c not in "0123456789":
-            return None
     n = int(s)
     return n if lo <= n <= hi else None
 
@@ -80,15 +75,6 @@ def bad_name(name):
     return None
 
 
-def _host_ok(h):
-    if not 0 < len(h) <= 64:
-        return False
-    for c in h:
-        if not (c.isalpha() or c.isdigit() or c in ".-_"):
-            return False
-    return True
-
-
 def parse(payload):
     # Parse a trigger (bytes); return a Trigger or raise OTAError("malformed").
     f = payload.split(b"|")
@@ -99,7 +85,7 @@ def parse(payload):
             token = f[5].decode()
         except UnicodeError:
             pass
-        if not _hex(token, 32):
+        if not is_hex(token, 32):
             token = ""
     for b in payload:
         # ASCII only, no spaces or control characters (checked before decoding)
@@ -108,7 +94,12 @@ def parse(payload):
     f = payload.decode().split("|")
     if n < 4 or n == 5:
         raise OTAError("malformed", "%d fields" % n, token)
-    if not _host_ok(f[0]):
+    ok = 0 < len(f[0]) <= 64
+    for c in f[0]:
+        if not (c.isalpha() or c.isdigit() or c in ".-_"):
+            ok = False
+            break
+    if not ok:
         raise OTAError("malformed", "bad host", token)
     port = _num(f[1], 1, 65535)
     if port is None:
@@ -117,7 +108,7 @@ def parse(payload):
     if why:
         raise OTAError("malformed", why, token)
     name = f[2]
-    if not _hex(f[3], 40):
+    if not is_hex(f[3], 40):
         raise OTAError("malformed", "bad sha1", token, name)
     if n == 4:
         return Trigger(f[0], port, name, f[3])

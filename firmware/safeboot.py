@@ -50,12 +50,6 @@ def _put(src, name):
         os.rename(src, name)
 
 
-def _reset():
-    import machine
-
-    machine.reset()
-
-
 def _commit(j):
     _step("commit")
     for i, name in enumerate(j["files"]):
@@ -99,7 +93,9 @@ def _rollback(j, reason):
     except OSError:
         pass
     print("safeboot: rolled back:", j["reason"])
-    _reset()
+    import machine
+
+    machine.reset()
 
 
 def run():

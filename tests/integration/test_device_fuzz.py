@@ -2,22 +2,20 @@
 thousands of random and mutated ID/OTA payloads. A device must never crash or restart, never
 connect anywhere, never write or delete a file, and must stay online (docs/security.md)."""
 import hashlib
-import importlib.util
 import random
 import secrets
 import time
 
 import pytest
 
-from dcc_sim.launcher import FIRMWARE_DIR, SimDevice
+from dcc_sim.launcher import SimDevice
 from tests.support.devices import Listener, MqttWatcher, flash_listing, heartbeat_pred
+from tests.support.firmware import load
 from webapp import keys
 
 pytestmark = pytest.mark.integration
 
-_spec = importlib.util.spec_from_file_location("ota_trigger", FIRMWARE_DIR / "ota_trigger.py")
-ota_trigger = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ota_trigger)  # the device's own parser, to keep only malformed ones
+ota_trigger = load("ota_trigger")  # the device's own parser, to keep only malformed ones
 
 KEY = secrets.token_hex(32)
 STORED_COUNTER = 1000  # seeded on the keyed device: valid signatures up to it are replays

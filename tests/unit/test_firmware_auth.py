@@ -2,7 +2,6 @@
 CPython and under the real MicroPython (docs/protocol.md, "Signed triggers")."""
 import hashlib
 import hmac
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dcc_sim.launcher import find_micropython
+from tests.support.firmware import load
 
 from webapp import keys
 
@@ -30,10 +30,7 @@ def auth(tmp_path, monkeypatch):
     """A fresh ota_auth (its key cache empty) on a flash folder with the key in settings."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "settings.json").write_text(json.dumps({"id": "lamp1", "key": KEY}))
-    spec = importlib.util.spec_from_file_location("ota_auth", FIRMWARE / "ota_auth.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("ota_auth")
 
 
 def signed(ctr, sha256=True, base=BASE, key=KEY):

@@ -2,30 +2,19 @@
 and on the real MicroPython interpreter that runs on boards: good manifests and every
 malformed or refused one, with the same answers from both."""
 import hashlib
-import importlib.util
 import sys
-from pathlib import Path
 from unittest import mock
 
 import pytest
 
+from tests.support.firmware import load
 from tests.support.micropython import run_cases
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, FIRMWARE / (name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # ota_bundle imports ota_trigger (and ota_receiver) by name
-    spec.loader.exec_module(mod)
-    return mod
-
-
 _saved = {n: sys.modules.get(n) for n in ("ota_trigger", "ota_receiver", "ota_bundle")}
-ota = _load("ota_trigger")
-rx = _load("ota_receiver")
-ob = _load("ota_bundle")
+# ota_bundle imports ota_trigger (and ota_receiver) by name
+ota = load("ota_trigger", register=True)
+rx = load("ota_receiver", register=True)
+ob = load("ota_bundle", register=True)
 for _n, _m in _saved.items():  # leave sys.modules as found
     if _m is None:
         sys.modules.pop(_n)

@@ -1,18 +1,7 @@
 """firmware/mqtt_client.py under CPython against a fake socket: the exact bytes on the wire."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, FIRMWARE / (name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
+from tests.support.firmware import load
 
 mq = load("mqtt_client")
 

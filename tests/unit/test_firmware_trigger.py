@@ -1,16 +1,11 @@
 """Trigger parsing (firmware/ota_trigger.py, used by ota_receiver) on CPython and on the
 real MicroPython interpreter that runs on boards: both forms and every malformed case."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from tests.support.firmware import load
 from tests.support.micropython import run_cases
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
-spec = importlib.util.spec_from_file_location("ota_trigger", FIRMWARE / "ota_trigger.py")
-ota = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ota)
+ota = load("ota_trigger")
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TOK = "fedcba9876543210fedcba9876543210"
