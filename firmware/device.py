@@ -1,30 +1,17 @@
-# The device's running part (runtime.main() starts it): the Wi-Fi and MQTT link, heartbeat,
-# plugin dispatch (plugins.py), the OTA hijack of ID/OTA (ota_push.py) and probation. The
-# plugin API is documented at the top of runtime.py; the contract with the server is
-# docs/protocol.md. Memory: runtime.main() loads this and the OTA code at boot, on an
-# empty heap; the update journal's confirm and report (ota_verdict) and a bundle's manifest
-# (ota_bundle) are loaded only when needed.
+# The device's running part (runtime.main() starts it): the run loop, plugin dispatch
+# (plugins.py), the OTA hijack of ID/OTA (ota_push.py) and probation; the link (Wi-Fi, the
+# MQTT session, the heartbeat) is link.py. The plugin API is documented at the top of
+# runtime.py; the contract with the server is docs/protocol.md. Memory: runtime.main() loads
+# this, link and the OTA code at boot; the update journal's confirm and report (ota_verdict)
+# and a bundle's manifest (ota_bundle) are loaded only when needed.
 import gc
-import json
 import time
 from time import ticks_ms, ticks_diff
 
-import mqtt_client
+import link
+from link import dumps
 
-FW = "0.1.0"
 _REBOOTING = b'{"online":false,"reason":"rebooting"}'
-MQTTClient = mqtt_client.MQTTClient  # a module global: the benchmarks swap it
-
-
-def log(*args):
-    print(*args)
-
-
-def dumps(obj):
-    try:
-        return json.dumps(obj, separators=(",", ":"))
-    except TypeError:  # older MicroPython without separators
-        return json.dumps(obj)
 
 
 class Runtime:
@@ -43,7 +30,6 @@ class Runtime:
         self.boot = boot
         self.files = files or b"{}"  # JSON text (startup.file_hashes)
         self.t0 = time.time()
-        self.ms0 = ticks_ms()
         self.features = features or ["ext", "bundle"]
         # the update journal; on probation until confirmed (docs/safety.md)
         self.j = journal
@@ -54,14 +40,13 @@ class Runtime:
         self.guard = sys.modules.get("probation")  # running main while on probation
         self.wdt = getattr(self.guard, "wdt", None)
 
-    # -- start-up --
-
     def start(self):
         import plugins
 
         self.plugins = plugins.Host(self)
         gc.collect()
-        log("boot", self.boot, "as", self.cfg["id"], "fw", FW, "files", self.files.count(b'":"'))
+        print("boot %d as %s fw %s files %d" % (self.boot, self.cfg["id"], link.FW,
+                                                self.files.count(b'":"')))
 
     def run(self):
         # Start, then keep the link up forever; every OSError comes back here.
@@ -69,55 +54,19 @@ class Runtime:
         delay = 1
         while True:
             try:
-                self._wifi()
-                self._connect()
+                link.wifi(self)
+                link.connect(self)
+                if self.j and self.j["state"] in ("confirmed", "rolled_back"):
+                    self._verdict(False)
                 delay = 1
                 self._serve()
             except OSError as e:
-                log("link down:", repr(e), "- retry in", delay, "s")
+                print("link down: %r - retry in %d s" % (e, delay))
             if self.mq:
                 self.mq.close()
                 self.mq = None
             self._idle(delay * 1000)
             delay = min(delay * 2, 30)
-
-    # -- the link --
-
-    def _wifi(self):
-        import network
-
-        if self.wlan is None:
-            self.wlan = network.WLAN(network.STA_IF)
-            self.wlan.active(True)
-        w = self.wlan
-        if w.isconnected():
-            return
-        if self.cfg["wifi_ssid"]:
-            w.connect(self.cfg["wifi_ssid"], self.cfg["wifi_password"])
-        t = ticks_ms()
-        while not w.isconnected():
-            if ticks_diff(ticks_ms(), t) > 20000:
-                raise OSError("no Wi-Fi")
-            self._idle(100)
-        log("wifi up", w.ifconfig()[0])
-
-    def _connect(self):
-        c = self.cfg
-        mq = MQTTClient(self.prefix, c["broker"], c["port"], c["user"].encode(),
-                        c["password"].encode(), c["keepalive"], c.get("tls", False),
-                        c.get("ca") or None)
-        mq.set_last_will(self.t_status, b'{"online":false}', True)
-        self.mq = mq
-        mq.connect()
-        mq.subscribe(self.t_ota)
-        mq.subscribe(self.prefix + b"/+/set")
-        self.link_error = None
-        log("connected to %s:%d" % (c["broker"], c["port"]))
-        self.beat = False
-        self.heartbeat()
-        self.plugins.publish_all()
-        if self.j and self.j["state"] in ("confirmed", "rolled_back"):
-            self._verdict(False)
 
     def _serve(self):
         mq = self.mq
@@ -125,8 +74,10 @@ class Runtime:
         last = ticks_ms()
         while True:
             m = mq.check_msg(50)
-            if m:
-                self._dispatch(m[0], m[1])
+            if m and m[0] == self.t_ota:  # hijacked: plugins never see it
+                self._ota(m[1])
+            elif m:
+                self.plugins.on_set(m[0], m[1])
             if self.link_error:
                 raise self.link_error
             mq.keep_alive()
@@ -135,11 +86,11 @@ class Runtime:
             now = ticks_ms()
             if ticks_diff(now, last) >= every:
                 last = now
-                self.heartbeat()
+                link.heartbeat(self)
             if self.wdt:
                 self.wdt.feed()
-            if self.probation and self.beat and ticks_diff(
-                    now, self.ms0) >= self.cfg["confirm_after"] * 1000:
+            if self.probation and self.beat and time.time() - self.t0 >= self.cfg[
+                    "confirm_after"]:
                 self._verdict(True)
 
     def _idle(self, ms):
@@ -152,12 +103,6 @@ class Runtime:
             if self.wdt:
                 self.wdt.feed()
 
-    def _dispatch(self, topic, msg):
-        if topic == self.t_ota:  # hijacked: plugins never see it
-            self._ota(msg)
-            return
-        self.plugins.on_set(topic, msg)
-
     def _verdict(self, confirm):
         # confirm the update on probation (confirm) and/or report its outcome (ota_verdict,
         # loaded for this only: a device without a journal never compiles it)
@@ -167,33 +112,15 @@ class Runtime:
         ota_verdict.run(self, confirm)
         del sys.modules["ota_verdict"]
         gc.collect()
-        self.heartbeat()  # the journal is gone (and its code): show it
-
-    def heartbeat(self):
-        gc.collect()
-        free = gc.mem_free()
-        pl = self.plugins.states()
-        hb = {"online": True, "fw": FW, "uptime": int(time.time() - self.t0), "boot": self.boot,
-              "mem_free": free, "interval": self.cfg["heartbeat"], "features": self.features,
-              "plugins": pl}
-        if self.probation:
-            hb["probation"] = True
-        msg = dumps(hb).encode()
-        hb = pl = None
-        # in parts: the file list (a kilobyte on a full flash) is never copied
-        self.mq.publish(self.t_status, (memoryview(msg)[:-1], b',"files":', self.files, b"}"),
-                        True)
-        self.beat = True
-        if self.debug:
-            log("heartbeat", free)
+        link.heartbeat(self)  # the journal is gone (and its code): show it
 
     # -- OTA --
 
     def report(self, d):
         if d["state"] == "failed":
-            log("OTA failed:", d["file"], d["reason"], d["detail"])
+            print("OTA failed:", d["file"], d["reason"], d["detail"])
         elif self.debug:
-            log("OTA", d["state"], d["file"])
+            print("OTA", d["state"], d["file"])
         try:
             self.mq.publish(self.t_ota_status, dumps(d).encode())
         except OSError as e:
@@ -202,7 +129,7 @@ class Runtime:
         except MemoryError:
             # a full heap loses this report, not the device: the server's push times out
             gc.collect()
-            log("OTA report lost: no memory")
+            print("OTA report lost: no memory")
 
     def _ota(self, msg):
         # runtime.main() loaded ota_push at boot; should it be missing, loading it now may

@@ -4,7 +4,7 @@
 # where it fails the update (docs/safety.md): recorded for safeboot (probation.crash), then
 # a reset.
 import gc
-from device import dumps
+from link import dumps
 
 
 class _Ctx:
@@ -39,9 +39,9 @@ class Host:
             except Exception as e:
                 print("plugin", name, "failed to load:", repr(e))
                 continue
-            pn = ctx.plugin.name.encode()
-            ctx.topic = rt.prefix + b"/" + pn + b"/state"
-            self.set_topics[rt.prefix + b"/" + pn + b"/set"] = ctx
+            t = rt.prefix + b"/" + ctx.plugin.name.encode()
+            ctx.topic = t + b"/state"
+            self.set_topics[t + b"/set"] = ctx
             self.ctxs.append(ctx)
             gc.collect()
 
@@ -49,7 +49,7 @@ class Host:
         ctx = self.set_topics.get(topic)
         if ctx is None:
             if self.rt.debug:
-                print("ignored", topic)
+                print("no plugin for", topic)
             return
         try:
             ctx.plugin.on_set(msg)

@@ -20,10 +20,11 @@
 # Memory: a module compiles on the device, and compiling takes about four times the RAM
 # of its source text, while the bytecode it keeps is far smaller; a precompiled (.mpy)
 # module only loads. main() runs startup first (used once and unloaded, so its garbage
-# leaves no hole among what stays), then loads everything a push needs while the heap is
-# still empty, biggest first (the MQTT client, the device, the OTA code): a late load on
-# a used, fragmented heap may find no room. plugins.py and the plugins come last
-# (device.Runtime.start). firmware/README.md has the figures.
+# leaves no hole among what stays), then loads every module while the heap is still empty,
+# those whose compile takes the most (beyond what they keep) first: the MQTT client, the
+# receiver, the device (and its link), the trigger, the plugin host and the plugins, then
+# ota_push. A late load on a used, fragmented heap may find no room; device.Runtime.start
+# then finds the plugins loaded. firmware/README.md has the figures.
 
 
 def main():
@@ -38,7 +39,16 @@ def main():
     j = startup.journal()
     del sys.modules["startup"], startup
     gc.collect()
-    for m in ("mqtt_client", "device", "ota_trigger", "ota_receiver", "ota_push", "network"):
+    for m in ("mqtt_client", "ota_receiver", "device", "ota_trigger", "plugins"):
+        __import__(m)
+        gc.collect()
+    for m in cfg["plugins"]:
+        try:
+            __import__(m)
+        except Exception:  # plugins.Host says why when it loads them
+            pass
+        gc.collect()
+    for m in ("ota_push", "network"):
         __import__(m)  # network: built in on a board, the simulator's shim is precompiled
         gc.collect()
     features = ["ext", "bundle"]

@@ -11,6 +11,7 @@
 import gc
 
 import device as runtime  # the runtime's running part (runtime.py holds only main())
+import link  # its MQTT session
 from mqtt_client import MQTTClient
 
 
@@ -64,7 +65,7 @@ def main():
     gc.collect()
     import seed_ota
 
-    runtime.MQTTClient = WholeMessageClient
+    link.MQTTClient = WholeMessageClient
     runtime.Runtime._ota = seed_ota.ota
     gc.collect()
     runtime.Runtime(cfg, boot, files).run()
