@@ -47,6 +47,7 @@ class MQTTClient:
         self._suback = None
         self.last_tx = 0
         self.last_rx = 0
+        self.pinged = 0
 
     def set_last_will(self, topic, msg, retain=False):
         self.will = (topic, msg, retain)
@@ -112,6 +113,7 @@ class MQTTClient:
 
     def ping(self):
         self._write(b"\xc0\x00")
+        self.pinged = self.last_tx
 
     def publish(self, topic, msg, retain=False):
         # msg: bytes, or a tuple of bytes-like parts sent as one payload (never joined)
@@ -131,12 +133,16 @@ class MQTTClient:
                 raise MQTTError("no SUBACK")
 
     def keep_alive(self):
-        # Ping when half the keepalive has passed; raise if the broker went silent.
+        # Ping when the broker has not heard from us for half the keepalive, or we from it
+        # (a device that publishes often hears nothing back unless it asks: at most one
+        # ping per half keepalive); raise when it went silent for one and a half.
         now = ticks_ms()
         ka = self.keepalive * 1000
         if ticks_diff(now, self.last_rx) > ka + ka // 2:
             raise MQTTError("broker silent")
-        if ticks_diff(now, self.last_tx) > ka // 2:
+        half = ka // 2
+        if ticks_diff(now, self.last_tx) > half or (
+                ticks_diff(now, self.last_rx) > half and ticks_diff(now, self.pinged) > half):
             self.ping()
 
     def check_msg(self, timeout_ms=0):

@@ -140,6 +140,24 @@ def test_keep_alive_pings_after_half_the_keepalive():
         c.keep_alive()
 
 
+def test_a_device_that_publishes_often_still_pings_when_it_hears_nothing():
+    # heartbeats keep last_tx fresh; without a ping the broker never answers, and the
+    # link would be called silent (and dropped, its last will published) every 45 s
+    c, sock = connected(keepalive=30)
+    now = mq.ticks_ms()
+    c.last_tx = now - 1000
+    c.last_rx = now - 16000
+    c.keep_alive()
+    assert bytes(sock.tx) == b"\xc0\x00"
+    c.keep_alive()  # one ping per half keepalive, not one per loop
+    assert bytes(sock.tx) == b"\xc0\x00"
+    sock.rx += b"\xd0\x00"  # PINGRESP
+    assert c.wait_msg() is None
+    c.last_tx = mq.ticks_ms() - 1000
+    c.keep_alive()  # heard from the broker: nothing to do
+    assert bytes(sock.tx) == b"\xc0\x00"
+
+
 def test_incoming_publish_is_parsed():
     c, sock = connected(rx=b"\x30\x0a\x00\x03a/bhello")
     assert c.wait_msg() == (b"a/b", b"hello")
