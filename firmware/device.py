@@ -132,15 +132,16 @@ class Runtime:
             print("OTA report lost: no memory")
 
     def _ota(self, msg):
-        # runtime.main() loaded ota_push at boot; should it be missing, loading it now may
-        # find no room: the push then fails with "no memory" and the runtime keeps running
+        # A heap too full to load ota_push (runtime.main() loaded it at boot) or to parse the
+        # trigger: the push fails with "no memory", named from the raw trigger, and the
+        # runtime keeps running.
         try:
             import ota_push
 
             ota_push.run(self, msg)  # returns when the board stays up
         except MemoryError:
-            f = msg.split(b"|")
             gc.collect()
+            f = msg.split(b"|")
             self.report({"token": f[5].decode() if len(f) > 5 and len(f[5]) == 32 else "",
                          "state": "failed", "file": f[2].decode() if len(f) > 2 else "",
-                         "reason": "no memory", "detail": "no heap to load the receiver"})
+                         "reason": "no memory", "detail": "the heap is too full or fragmented"})

@@ -57,7 +57,9 @@ def run(rt, payload):
     if not ok:
         sys.modules.pop("ota_bundle", None)
         gc.collect()  # before the report: it needs the room
-        if ok is None and t:
+        if ok is None:
+            if not t:
+                raise MemoryError  # not even parsed: device reports it from the raw trigger
             rt.report(_fail(t, "no memory", "the heap is too full or fragmented"))
         return
     print("OTA done:", t.name, "- rebooting")
