@@ -55,7 +55,8 @@ def ota():
 @click.option("--as", "target", help="The file's name on the device (one file only; default: "
                                      "its own name).")
 @click.option("--force", is_flag=True,
-              help="Allow replacing the safe-boot code (boot.py, safeboot.py): I know.")
+              help="Allow replacing the safe-boot code (boot.py, safeboot.py, probation.py): "
+                   "I know.")
 @click.option("--wait", is_flag=True,
               help="Wait until the device confirms it runs the new files; exit 0 only then.")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")

@@ -89,6 +89,8 @@ BAD = [
      ("rejected", "boot.py needs force=1")),
     ("safeboot.py", lines((A, 1, "safeboot.py")), {"n": 1},
      ("rejected", "safeboot.py needs force=1")),
+    ("probation.py", lines((A, 1, "probation.py")), {"n": 1},
+     ("rejected", "probation.py needs force=1")),
     ("settings.json", lines((A, 1, "settings.json")), {"n": 1},
      ("rejected", "settings.json needs force=1")),
     ("settings.json unkeyed", lines((A, 1, "settings.json")), {"n": 1, "kv": {"force": "1"}},

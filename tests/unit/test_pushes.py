@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from webapp.manifest import BadPayload, check_targets
 from webapp.pushes import build_trigger, parse_device_status
 
 
@@ -28,3 +29,10 @@ def test_device_status_is_read():
 def test_malformed_device_status_is_refused(payload):
     with pytest.raises(ValueError):
         parse_device_status(payload)
+
+
+@pytest.mark.parametrize("target", ["boot.py", "safeboot.py", "probation.py"])
+def test_the_safe_boot_code_needs_force(target):
+    with pytest.raises(BadPayload, match="safe-boot code"):
+        check_targets([target])
+    assert check_targets([target], force=True) == [target]
