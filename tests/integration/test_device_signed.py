@@ -57,6 +57,9 @@ def test_signed_push_taken_forged_unsigned_and_replayed_triggers_refused(
         # the attacker: a socket of its own, and the server's old transfer port taken over
         fields = real.decode().split("|")
         attacker = Listener()
+        while attacker.port == int(fields[1]):  # the forged trigger must differ from the real
+            attacker.close()
+            attacker = Listener()
         try:
             old_port = Listener(int(fields[1]))
         except OSError:  # the port went to something else meanwhile: check it less

@@ -42,8 +42,19 @@ class Mosquitto:
     def start(self):
         if not Path(self.binary).exists():
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        # A free port can be taken between free_port() and mosquitto's bind (by a device's
+        # transfer socket, say): then mosquitto exits, and another port is tried.
+        chosen = self.port
+        for _ in range(3):
+            self.port = chosen or free_port()
+            self._start()
+            if self.proc.poll() is None:
+                return self
+            self.stop()
+        raise RuntimeError("mosquitto did not start on port %d" % self.port)
+
+    def _start(self):
         self._dir = tempfile.TemporaryDirectory(prefix="mosq-")
-        self.port = self.port or free_port()
         conf = Path(self._dir.name) / "mosquitto.conf"
         # Started as root, mosquitto drops to the `mosquitto` user, which cannot read the
         # test's private temporary folders (certificates, password files): stay root.
@@ -62,8 +73,15 @@ class Mosquitto:
         self.log = open(Path(self._dir.name) / "mosquitto.log", "wb")
         self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        wait_port("127.0.0.1", self.port)
-        return self
+        try:
+            wait_port("127.0.0.1", self.port)
+        except TimeoutError:
+            if self.proc.poll() is None:
+                raise
+        try:  # what answered may be the port's other owner: mosquitto then exits at once
+            self.proc.wait(0.2)
+        except subprocess.TimeoutExpired:
+            pass
 
     def stop(self):
         if self.proc:
