@@ -48,10 +48,12 @@ def run(rt, payload):
     gc.collect()
     idle = gc.mem_alloc()
     t = None
+    ok = False  # None: the heap ran out
     try:
         t = check(payload, rt.report, bool(c.get("key")))
-        ok = t and receive(t, rt.report, idle, t.keyed,
-                           {"max": c["max_boots"], "wdt": c["wdt_ms"]})
+        if t:
+            ok = receive(t, rt.report, idle, t.keyed,
+                         {"max": c["max_boots"], "wdt": c["wdt_ms"]})
     except MemoryError:  # e.g. compiling ota_bundle on a full heap: keep running
         ok = None
     if not ok:
