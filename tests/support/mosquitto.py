@@ -45,13 +45,15 @@ class Mosquitto:
         # A free port can be taken between free_port() and mosquitto's bind (by a device's
         # transfer socket, say): then mosquitto exits, and another port is tried.
         chosen = self.port
-        for _ in range(3):
+        for _ in range(3 if chosen is None else 1):
             self.port = chosen or free_port()
             self._start()
             if self.proc.poll() is None:
                 return self
+            self.log.close()
+            why = (Path(self._dir.name) / "mosquitto.log").read_text(errors="replace")
             self.stop()
-        raise RuntimeError("mosquitto did not start on port %d" % self.port)
+        raise RuntimeError("mosquitto did not start on port %d: %s" % (self.port, why[-500:]))
 
     def _start(self):
         self._dir = tempfile.TemporaryDirectory(prefix="mosq-")

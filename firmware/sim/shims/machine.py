@@ -17,7 +17,8 @@ def unique_id():
 
 
 def sim_step(name):
-    # a named update step: called at each one, so cheap unless a test armed it
+    # a named update step: cheap unless a test may have armed it (a power cut; on a flash
+    # image, a filler: simupdate checks)
     import os
 
     if os.getenv("SIM_KILL_AT") or os.getenv("SIM_FLASH"):

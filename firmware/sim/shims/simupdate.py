@@ -1,5 +1,6 @@
-# The work of machine.sim_step once a test armed it (a power cut, a filling flash), imported
-# by the machine shim only then, so an update that is not interrupted pays no heap for it.
+# The work of machine.sim_step when a test may have armed it (a power cut; on a flash image,
+# a filler), imported by the machine shim only then: an update on a plain flash folder with
+# no power cut set pays no heap for it.
 import os
 import time
 
