@@ -6,8 +6,8 @@ from .names import check_target
 
 MAX_FILES = 8
 MAX_MANIFEST = 1024
-# The safe-boot code: a broken one can stop a board from booting at all.
-PROTECTED = ("boot.py", "safeboot.py", "probation.py")
+# The safe-boot code (as source or precompiled): a broken one can stop a board from booting.
+PROTECTED = ("boot.py", "safeboot.py", "safeboot.mpy", "probation.py", "probation.mpy")
 
 
 class BadPayload(ValueError):

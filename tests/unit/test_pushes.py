@@ -31,7 +31,8 @@ def test_malformed_device_status_is_refused(payload):
         parse_device_status(payload)
 
 
-@pytest.mark.parametrize("target", ["boot.py", "safeboot.py", "probation.py"])
+@pytest.mark.parametrize("target", ["boot.py", "safeboot.py", "probation.py", "safeboot.mpy",
+                                    "probation.mpy"])
 def test_the_safe_boot_code_needs_force(target):
     with pytest.raises(BadPayload, match="safe-boot code"):
         check_targets([target])
