@@ -12,7 +12,7 @@ ms = safeboot.run() if safeboot else None
 sys.modules.pop("safeboot", None)
 del safeboot
 gc.collect()
-if ms:
+if ms is not None:
     import probation
 
     probation.run(ms)

@@ -11,7 +11,6 @@ from time import ticks_ms, ticks_diff
 import link
 from link import dumps
 
-_REBOOTING = b'{"online":false,"reason":"rebooting"}'
 
 
 class Runtime:
@@ -28,13 +27,13 @@ class Runtime:
         self.wlan = None
         self.link_error = None
         self.boot = boot
-        self.files = files or b"{}"  # JSON text (startup.file_hashes)
-        self.t0 = time.time()
+        self.files = files  # JSON text, or None: on the flash (startup.file_hashes)
+        self.t0 = time.time()  # for the uptime
+        self.ms0 = ticks_ms()  # for probation: a clock set by NTP must not end it early
         self.features = features or ["ext", "bundle"]
         # the update journal; on probation until confirmed (docs/safety.md)
         self.j = journal
         self.probation = bool(journal) and journal["state"] == "probation"
-        self.beat = False  # a heartbeat went out on this connection
         import sys
 
         self.guard = sys.modules.get("probation")  # running main while on probation
@@ -45,8 +44,7 @@ class Runtime:
 
         self.plugins = plugins.Host(self)
         gc.collect()
-        print("boot %d as %s fw %s files %d" % (self.boot, self.cfg["id"], link.FW,
-                                                self.files.count(b'":"')))
+        print("boot %d as %s fw %s" % (self.boot, self.cfg["id"], link.FW))
 
     def run(self):
         # Start, then keep the link up forever; every OSError comes back here.
@@ -89,8 +87,7 @@ class Runtime:
                 link.heartbeat(self)
             if self.wdt:
                 self.wdt.feed()
-            if self.probation and self.beat and time.time() - self.t0 >= self.cfg[
-                    "confirm_after"]:
+            if self.probation and ticks_diff(now, self.ms0) >= self.cfg["confirm_after"] * 1000:
                 self._verdict(True)
 
     def _idle(self, ms):
@@ -142,6 +139,10 @@ class Runtime:
         except MemoryError:
             gc.collect()
             f = msg.split(b"|")
-            self.report({"token": f[5].decode() if len(f) > 5 and len(f[5]) == 32 else "",
-                         "state": "failed", "file": f[2].decode() if len(f) > 2 else "",
+            try:
+                tok = f[5].decode() if len(f) > 5 and len(f[5]) == 32 else ""
+                name = f[2].decode() if len(f) > 2 else ""
+            except UnicodeError:  # not parsed yet: the bytes may be anything
+                tok = name = ""
+            self.report({"token": tok, "state": "failed", "file": name,
                          "reason": "no memory", "detail": "the heap is too full or fragmented"})

@@ -9,6 +9,7 @@ from time import ticks_ms, ticks_diff
 import mqtt_client
 
 FW = "0.1.0"
+FILES = ".files.json"  # the heartbeat's "files", written at boot (startup.file_hashes)
 MQTTClient = mqtt_client.MQTTClient  # a module global: the benchmarks swap it
 
 
@@ -51,7 +52,6 @@ def connect(rt):
     mq.subscribe(rt.prefix + b"/+/set")
     rt.link_error = None
     print("connected to %s:%d" % (c["broker"], c["port"]))
-    rt.beat = False
     heartbeat(rt)
     rt.plugins.publish_all()
 
@@ -65,8 +65,14 @@ def heartbeat(rt):
         d["probation"] = True
     msg = dumps(d).encode()
     d = None
-    # in parts: the file list (a kilobyte on a full flash) is never copied
-    rt.mq.publish(rt.t_status, (memoryview(msg)[:-1], b',"files":', rt.files, b"}"), True)
-    rt.beat = True
+    # in parts: the file list (a kilobyte on a full flash) is sent from the flash, or from
+    # RAM where the flash had no room for it, never copied
+    f = None if rt.files else open(FILES, "rb")
+    try:
+        rt.mq.publish(rt.t_status, (memoryview(msg)[:-1], b',"files":', f or rt.files, b"}"),
+                      True)
+    finally:
+        if f:
+            f.close()
     if rt.debug:
         print("heartbeat", gc.mem_free())

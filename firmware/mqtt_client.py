@@ -2,10 +2,10 @@
 #
 # Written for this project (umqtt.simple was the model, not the source). Every link
 # failure surfaces as OSError (MQTTError is one), so the runtime has one reconnect path.
-# Memory: an outgoing packet is built in one bytearray, except a part over _BIG bytes
-# (the heartbeat's file list), written from where it is (see _send); an incoming payload
-# over _MAX_PAYLOAD is read off the socket into a 64-byte scratch buffer and dropped, so
-# a hostile message costs no allocation.
+# Memory: an outgoing packet is built in one bytearray, except a part over _BIG bytes or
+# an open file (the heartbeat's file list), written from where it is (see _send); a file
+# goes through a 64-byte scratch buffer, the one an incoming payload over _MAX_PAYLOAD is
+# read into and dropped from, so a hostile message costs no allocation.
 # TLS (tls=True, ca: a CA certificate file or None) is in mqtt_tls.py, imported at connect
 # only when it is on: a device without TLS never compiles it.
 # Unit tests drive it under CPython with a fake socket (tests/support/firmware.py).
@@ -90,7 +90,7 @@ class MQTTClient:
             raise MQTTError("bad CONNACK")
         if resp[3]:
             raise MQTTError("connection refused, code %d" % resp[3])
-        self.last_rx = ticks_ms()
+        self.last_rx = self.pinged = ticks_ms()
 
     def disconnect(self):
         # Say goodbye (the broker then drops the last will) and close; never raises.
@@ -116,7 +116,8 @@ class MQTTClient:
         self.pinged = self.last_tx
 
     def publish(self, topic, msg, retain=False):
-        # msg: bytes, or a tuple of bytes-like parts sent as one payload (never joined)
+        # msg: bytes, or a tuple of parts sent as one payload (never joined): bytes-like, or
+        # an open file, sent from its start
         self._send(0x31 if retain else 0x30,
                    (_str(topic), topic) + (msg if type(msg) is tuple else (msg,)))
 
@@ -235,13 +236,15 @@ class MQTTClient:
     def _send(self, op, parts):
         # The header and the parts up to the first big one go in one buffer and one write:
         # split writes stall on Nagle + delayed ACK, which the short OTA reports must not.
-        # A big part (and what follows it) is written from where it is: the heartbeat can
-        # wait out one delayed ACK, a small heap has no room for a second copy of it.
+        # A big part or a file (and what follows it) is written from where it is: the
+        # heartbeat can wait out one delayed ACK, a small heap has no room for a second copy.
         n = k = 0
         big = len(parts)
         for j in range(len(parts)):
-            m = len(parts[j])
-            if m > _BIG and big == len(parts):
+            p = parts[j]
+            f = hasattr(p, "readinto")  # an open file
+            m = p.seek(0, 2) if f else len(p)
+            if (f or m > _BIG) and big == len(parts):
                 big = j
             if big == len(parts):
                 k += m
@@ -262,4 +265,14 @@ class MQTTClient:
             i += len(p)
         self._write(pkt)
         for j in range(big, len(parts)):
-            self._write(parts[j])
+            p = parts[j]
+            if not hasattr(p, "readinto"):
+                self._write(p)
+                continue
+            p.seek(0)
+            b = self._scratch
+            while True:
+                m = p.readinto(b)
+                if not m:
+                    break
+                self._write(b if m == len(b) else memoryview(b)[:m])

@@ -47,23 +47,22 @@ def run(rt, payload):
     c = rt.cfg
     gc.collect()
     idle = gc.mem_alloc()
-    t = None
-    ok = False  # None: the heap ran out
+    t = st = None  # st: the final status, None when the heap ran out
     try:
         t = check(payload, rt.report, bool(c.get("key")))
-        if t:
-            ok = receive(t, rt.report, idle, t.keyed,
-                         {"max": c["max_boots"], "wdt": c["wdt_ms"]})
+        if not t:
+            return  # refused, and reported
+        st = receive(t, rt.report, idle, t.keyed, {"max": c["max_boots"], "wdt": c["wdt_ms"]})
     except MemoryError:  # e.g. compiling ota_bundle on a full heap: keep running
-        ok = None
-    if not ok:
+        pass
+    if not st or st["state"] != "verified":
         sys.modules.pop("ota_bundle", None)
         gc.collect()  # before the report: it needs the room
-        if ok is None:
-            if not t:
-                raise MemoryError  # not even parsed: device reports it from the raw trigger
-            rt.report(_fail(t, "no memory", "the heap is too full or fragmented"))
+        if not t:
+            raise MemoryError  # not even parsed: device reports it from the raw trigger
+        rt.report(st or _fail(t, "no memory", "the heap is too full or fragmented"))
         return
+    rt.report(st)
     print("OTA done:", t.name, "- rebooting")
     rt.report({"token": t.token, "state": "rebooting", "file": t.name})
     try:

@@ -6,7 +6,8 @@
 # by ota_bundle (imported only for a bundle push), its files go to .ota/new/<i> through the
 # same loop, and ota_bundle writes the commit journal that safeboot.py carries out at boot.
 # Memory: one 1024-byte buffer per push (smaller on a heap with no room for it), filled
-# with readinto; a chunk is passed on whole (no copies). A short read is passed on as a
+# with readinto and freed before the final status goes out (receive() returns it to
+# ota_push); a chunk is passed on whole (no copies). A short read is passed on as a
 # memoryview slice, made only when the length differs from the last one: lwIP returns at
 # most one segment per read, so over Wi-Fi most reads are short, and mostly of one or two
 # lengths. The verified status carries "heap": what the transfer held above the idle heap
@@ -108,8 +109,10 @@ def _copy(s, path, left, sha, name, buf, mv, wdt):
 
 
 def receive(t, report, idle=0, keyed=False, extra=None):
-    # Fetch the file (or the bundle) of Trigger t; report(dict) gets each status; True
-    # when the file is in place (a bundle: verified and its commit journaled).
+    # Fetch the file (or the bundle) of Trigger t; report(dict) gets the progress. Returns
+    # the final status, "verified" (the file in place; a bundle's commit journaled) or
+    # "failed", for the caller to report once this frame is gone: the GC scans a running
+    # frame whole, stale slots included, so only then is the buffer free for the report.
     # idle: gc.mem_alloc() before the push, for the "heap" figure of the verified status.
     # extra: more journal fields for safeboot (max boots, watchdog timeout).
     import socket
@@ -125,18 +128,17 @@ def receive(t, report, idle=0, keyed=False, extra=None):
 
         err = ob.start(t)
         if err:
-            report(_fail(t, "malformed", err))
-            return False
+            return _fail(t, "malformed", err)
     elif t.size is not None:
         bs, free = free_space()
         if free is not None and t.size + 2 * bs > free:
-            report(_fail(t, "no space", "need %d bytes, %d free" % (t.size, free)))
-            return False
+            return _fail(t, "no space", "need %d bytes, %d free" % (t.size, free))
     st = {"token": t.token, "state": "connecting", "file": t.name}
     report(st)
     gc.collect()
     s = socket.socket()
     stage = "connect failed"
+    placed = False
     try:
         s.settimeout(_TIMEOUT)
         s.connect(socket.getaddrinfo(t.host, t.port)[0][-1])
@@ -145,7 +147,7 @@ def receive(t, report, idle=0, keyed=False, extra=None):
         st["state"] = "connected"
         report(st)
         gc.collect()  # the 1 KB buffer finds a free block, the figure below no garbage
-        # 1 KB, or half that down to what a bundle's manifest needs (else 128 bytes) when a
+        # 1 KB, or half that down to 128 bytes (and what a bundle's manifest needs) when a
         # full or fragmented heap has no block that big: the push goes slower, not fails
         n = _BUF
         while True:
@@ -154,7 +156,7 @@ def receive(t, report, idle=0, keyed=False, extra=None):
                 break
             except MemoryError:
                 n >>= 1
-                if n < (t.size if ob else 128):
+                if n < 128 or ob and n < t.size:
                     raise
         mv = memoryview(buf)
         peak = max(idle, gc.mem_alloc())  # the transfer's working set
@@ -175,17 +177,16 @@ def receive(t, report, idle=0, keyed=False, extra=None):
             if s.readinto(mv[:1]):
                 raise OTAError("size mismatch", "more than the announced bytes")
         peak = max(peak, gc.mem_alloc())  # and what the loop left (no collection since)
-        buf = mv = None  # free the buffer before the reports
         stage = "write failed"
         if ob:
             ob.commit(t, items, extra)
         else:
             _place(t.name)
+        placed = True
     except OTAError as e:
-        err = _fail(t, e.reason, e.detail)
+        err = e.reason, e.detail
     except MemoryError:
-        buf = mv = items = None
-        err = _fail(t, "no memory", "the heap is too full or fragmented")
+        err = "no memory", "the heap is too full or fragmented"
     except OSError as e:
         # a socket timeout is ETIMEDOUT (110) or, on some ports, EAGAIN (11)
         reason = stage
@@ -193,21 +194,18 @@ def receive(t, report, idle=0, keyed=False, extra=None):
             reason = "timeout"
         elif e.args and e.args[0] == 28:
             reason = "no space"
-        err = _fail(t, reason, str(e))
-    else:
-        st["state"] = "verified"
-        st["sha1"] = t.sha1
-        st["bytes"] = got
-        st["heap"] = peak - idle
-        report(st)
-        return True
+        err = reason, str(e)
     finally:
         s.close()
-    # clean up first: "failed" means the flash holds nothing of this push
-    if ob:
-        ob.clean()
-    else:
-        _remove(PART)
-    gc.collect()  # the report needs room
-    report(err)
-    return False
+        if not placed:  # even when a handler ran out of heap: "failed" leaves nothing behind
+            if ob:
+                ob.clean()
+            else:
+                _remove(PART)
+    if not placed:
+        return _fail(t, err[0], err[1])
+    st["state"] = "verified"
+    st["sha1"] = t.sha1
+    st["bytes"] = got
+    st["heap"] = peak - idle
+    return st

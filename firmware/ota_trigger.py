@@ -5,7 +5,9 @@ from micropython import const
 
 _MAX_SIZE = const(16777216)
 _MAX_FILES = const(8)
-PROTECTED = ("boot.py", "safeboot.py", "probation.py", "settings.json")
+# the safe-boot code (as source or precompiled) and the settings
+PROTECTED = ("boot.py", "safeboot.py", "safeboot.mpy", "probation.py", "probation.mpy",
+             "settings.json")
 
 
 class OTAError(Exception):
@@ -91,7 +93,8 @@ def parse(payload):
         # ASCII only, no spaces or control characters (checked before decoding)
         if not 0x20 < b < 0x7F:
             raise OTAError("malformed", "non-ASCII or control byte", token)
-    f = payload.decode().split("|")
+    for i in range(n):  # field by field: no second copy of the whole trigger
+        f[i] = f[i].decode()
     if n < 4 or n == 5:
         raise OTAError("malformed", "%d fields" % n, token)
     ok = 0 < len(f[0]) <= 64

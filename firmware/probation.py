@@ -29,6 +29,6 @@ def run(ms):
         why = "main.py returned"
     except Exception as e:
         why = "%s: %s" % (type(e).__name__, e)
-    print("safeboot: unhealthy:", why)
+    print("probation: unhealthy:", why)
     crash(why)
     machine.reset()

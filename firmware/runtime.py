@@ -19,7 +19,7 @@
 #
 # Memory: a module compiles on the device, and compiling takes about four times the RAM
 # of its source text, while the bytecode it keeps is far smaller; a precompiled (.mpy)
-# module only loads. main() runs startup first (used once and unloaded, so its garbage
+# module only loads. start() runs startup first (used once and unloaded, so its garbage
 # leaves no hole among what stays), then loads every module while the heap is still empty,
 # those whose compile takes the most (beyond what they keep) first: the MQTT client, the
 # receiver, the device (and its link), the trigger, the plugin host and the plugins, then
@@ -28,6 +28,26 @@
 
 
 def main():
+    # Never leaves a board at the REPL (offline until someone comes): an exception, at boot
+    # (a module that does not fit the heap) or later, is printed and the board resets after
+    # a pause (a fault at every boot must not spin the boot counter on flash). On probation
+    # it goes up to probation.py instead, which records it for the rollback.
+    import sys
+
+    try:
+        start()
+    except Exception as e:
+        if "probation" in sys.modules:
+            raise
+        sys.print_exception(e)
+        import machine
+        import time
+
+        time.sleep(3)
+        machine.reset()
+
+
+def start():
     import gc
     import sys
 
@@ -57,16 +77,4 @@ def main():
 
         features += ota_auth.features()
         gc.collect()
-    try:
-        sys.modules["device"].Runtime(cfg, boot, files, j, features).run()
-    except Exception as e:
-        if "probation" in sys.modules:
-            raise  # probation.py records why, for the rollback
-        # say why and start again: a board left at the REPL is offline until someone comes
-        # (a pause first: a fault at every boot must not spin the boot counter on flash)
-        sys.print_exception(e)
-        import machine
-        import time
-
-        time.sleep(3)
-        machine.reset()
+    sys.modules["device"].Runtime(cfg, boot, files, j, features).run()

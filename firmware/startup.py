@@ -24,6 +24,7 @@ DEFAULTS = {
 }
 SETTINGS = "settings.json"
 BOOT_FILE = ".boot_count"
+FILES = ".files.json"  # link.FILES: the heartbeat sends it from the flash
 
 
 def default_id():
@@ -76,9 +77,10 @@ def bump_boot():
     return n
 
 
-# The JSON object {name: sha1hex} (bytes) for the flash root and one folder level, except
-# settings.json and dot-names (.ota.part, .boot_count, ...): the heartbeat's "files", kept
-# as one block of text (a dict of strings would take twice the heap, in small pieces).
+# The JSON object {name: sha1hex} for the flash root and one folder level, except
+# settings.json and dot-names (.ota.part, .boot_count, ...): the heartbeat's "files". It is
+# written to FILES, off the heap (a kilobyte on a full flash); None, or the text (bytes)
+# when the flash has no room for it.
 def file_hashes():
     import os
     import hashlib
@@ -108,7 +110,13 @@ def file_hashes():
                     add("%s/%s" % (name, s[0]))
         else:
             add(name)
-    return ("{" + ",".join(out) + "}").encode()
+    text = ("{" + ",".join(out) + "}").encode()
+    try:
+        with open(FILES, "wb") as f:
+            f.write(text)
+        return None
+    except OSError:
+        return text
 
 
 # The update journal (.ota/journal.json, docs/safety.md), or None.

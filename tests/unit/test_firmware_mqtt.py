@@ -146,7 +146,7 @@ def test_a_device_that_publishes_often_still_pings_when_it_hears_nothing():
     c, sock = connected(keepalive=30)
     now = mq.ticks_ms()
     c.last_tx = now - 1000
-    c.last_rx = now - 16000
+    c.last_rx = c.pinged = now - 16000  # connected 16 s ago, nothing heard since
     c.keep_alive()
     assert bytes(sock.tx) == b"\xc0\x00"
     c.keep_alive()  # one ping per half keepalive, not one per loop

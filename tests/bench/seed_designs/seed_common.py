@@ -37,7 +37,7 @@ def done(rt, name, sha1, size):
     rt.report({"token": "", "state": "verified", "file": name, "sha1": sha1, "bytes": size})
     rt.report({"token": "", "state": "rebooting", "file": name})
     try:
-        rt.mq.publish(rt.t_status, runtime._REBOOTING, True)
+        rt.mq.publish(rt.t_status, b'{"online":false,"reason":"rebooting"}', True)
     except OSError:
         pass
     rt.mq.disconnect()
