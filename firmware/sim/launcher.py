@@ -53,6 +53,18 @@ def board_files(firmware_dir=FIRMWARE_DIR):
     return sorted(p for p in Path(firmware_dir).glob("*.py") if p.is_file())
 
 
+def install_shims(flash_dir, shims):
+    """Copy the precompiled shims (precompile.shims_dir) into flash_dir's dot-folder, which
+    the firmware never lists; returns the MICROPYPATH that finds them there, relative: every
+    module path is an interned string of the simulated heap, where a board has its modules
+    in ROM. (sys.path is then "", the flash folder, and the shims' folder.)"""
+    dest = Path(flash_dir) / precompile.SHIMS_FOLDER
+    dest.mkdir(exist_ok=True)
+    for f in Path(shims).iterdir():
+        shutil.copyfile(f, dest / f.name)
+    return precompile.SHIMS_FOLDER
+
+
 class SimDevice:
     """One simulated device: a flash folder and a supervised micropython process."""
 
@@ -208,15 +220,9 @@ class SimDevice:
             print("%s| %s" % (self.name, text), flush=True)
 
     def _path(self):
-        # MICROPYPATH. The shims go on the flash folder, in a dot-folder the firmware never
-        # lists, and are found by a relative path: every module path on it is an interned
-        # string of the simulated heap, where a board has its modules in ROM.
+        # MICROPYPATH
         if self._shims and not self.flash:
-            dest = self.flash_dir / precompile.SHIMS_FOLDER
-            dest.mkdir(exist_ok=True)
-            for f in Path(self._shims).iterdir():
-                shutil.copyfile(f, dest / f.name)
-            return precompile.SHIMS_FOLDER  # sys.path: "" (the flash folder), ".sim"
+            return install_shims(self.flash_dir, self._shims)
         # the flash image's cwd moves (FLASH_BOOT mounts it): absolute paths, both
         return "%s:%s" % (self._shims or SHIMS_DIR, self.flash_dir.resolve())
 
