@@ -9,6 +9,7 @@
   const lastSeen = new Map(); // device name -> [last_seen, note]
   const PENDING_MS = 5000; // a device answers a command with its new state within a moment
   const pending = new WeakMap(); // switch -> timer that stops waiting for the device
+  const shownFiles = new WeakMap(); // a card's file list -> the names and hashes it shows
 
   function card(name) {
     for (const c of root.querySelectorAll("[data-device]")) {
@@ -51,10 +52,16 @@
     field(c, "boot").textContent = d.boot === null ? "–" : String(d.boot);
     field(c, "mem_free").textContent = size(d.mem_free);
     field(c, "fw").textContent = d.fw || "–";
+    // The file list is rebuilt only when a file changed: text selected in it survives the poll.
     const files = Object.keys(d.files).sort();
-    c.querySelector("summary").textContent = `Files (${files.length})`;
-    field(c, "files").replaceChildren(...files.map((n) =>
-      el("li", {}, el("code", {}, n), " ", el("span", { class: "hash" }, d.files[n].slice(0, 10)))));
+    const list = field(c, "files");
+    const key = files.map((n) => `${n} ${d.files[n]}`).join("\n");
+    if (shownFiles.get(list) !== key) {
+      shownFiles.set(list, key);
+      c.querySelector("summary").textContent = `Files (${files.length})`;
+      list.replaceChildren(...files.map((n) => el("li", {}, el("code", {}, n), " ",
+        el("span", { class: "hash" }, d.files[n].slice(0, 10)))));
+    }
     plugins(field(c, "plugins"), d.plugins);
     tickAges();
   }

@@ -234,9 +234,15 @@ def test_the_led_switch_shows_what_the_device_reports(browser, server, sims):
 
 def test_the_led_switch_stays_the_same_node_while_heartbeats_come(browser, server, sims):
     """Focus, a click in flight and a screen reader stay with the switch the user is on: the
-    live list writes a new state into it instead of building a new one each poll."""
+    live list writes a new state into it instead of building a new one each poll. (And the
+    file list, whose files do not change, is not rebuilt under a text selection.)"""
     dev = sims[1]
     wait_online(browser, server, dev.name)
+    uptime = card_field(browser, dev.name, "uptime")
+    wait(browser, lambda b: card_field(b, dev.name, "uptime") != uptime,
+         what="a heartbeat drawn on the card")
+    first_file = browser.find_element(
+        By.CSS_SELECTOR, '[data-device="%s"] [data-field="files"] li' % dev.name)
     switch = wait(browser, lambda b: b.find_element(
         By.CSS_SELECTOR, '[data-device="%s"] button.switch[data-key="led"]' % dev.name),
         what="the LED switch")
@@ -261,6 +267,8 @@ def test_the_led_switch_stays_the_same_node_while_heartbeats_come(browser, serve
         assert browser.switch_to.active_element == switch
         assert switch.get_attribute("aria-checked") == want
         assert switch.get_attribute("aria-busy") is None
+    assert browser.find_element(
+        By.CSS_SELECTOR, '[data-device="%s"] [data-field="files"] li' % dev.name) == first_file
 
 
 def test_a_push_to_an_offline_device_names_the_failure_and_offers_a_retry(
