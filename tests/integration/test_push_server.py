@@ -174,17 +174,24 @@ def test_a_push_waits_for_an_offline_device_and_runs_when_it_returns(mosquitto, 
     assert (dev.flash_dir / "back.py").read_bytes() == b"BACK = 1\n"
 
 
-def test_a_waiting_push_can_be_cancelled(server, devices, unique):
-    name = unique("cancel")
-    dev = devices(name)
-    registered(server, name, lambda d: d.online)
-    take_offline(server, dev)  # the broker publishes its last will
-    push_id = push(server, name, b"NEVER = 1\n", "never.py")
-    wait_until(lambda: push_row(server, push_id)["state"] == "waiting", 10, what="waiting")
+def test_a_waiting_push_can_be_cancelled(mosquitto, tmp_path, devices, unique):
+    # its own app: the shared one gives up on an offline device after 2 s, and a loaded
+    # machine could take that long to get to the cancel
+    app = create_app(server_config(mosquitto, tmp_path, OTA_OFFLINE_WAIT=60.0))
+    start_services(app)
+    try:
+        name = unique("cancel")
+        dev = devices(name)
+        registered(app, name, lambda d: d.online)
+        take_offline(app, dev)  # the broker publishes its last will
+        push_id = push(app, name, b"NEVER = 1\n", "never.py")
+        wait_until(lambda: push_row(app, push_id)["state"] == "waiting", 10, what="waiting")
 
-    assert server.extensions["dcc_ota"]["services"].pushes.cancel(push_id)
+        assert app.extensions["dcc_ota"]["services"].pushes.cancel(push_id)
 
-    row = finished(server, push_id, timeout=5)
+        row = finished(app, push_id, timeout=5)
+    finally:
+        stop_services(app)
     assert (row["state"], row["reason"], row["detail"]) == ("failed", "cancelled",
                                                             "cancelled by the user")
 
