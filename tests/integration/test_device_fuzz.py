@@ -171,17 +171,22 @@ def run_device(tmp_path, mosquitto, name, settings, counter=None):
     return dev
 
 
+def fuzzed(mosquitto, tmp_path, name, settings, payloads, listener, counter=None):
+    """A device (run_device) sent every payload (fuzz), then stopped: (dev, statuses)."""
+    with MqttWatcher(mosquitto.port) as watcher:
+        dev = run_device(tmp_path, mosquitto, name, settings, counter).start()
+        try:
+            watcher.wait_json(name + "/status", heartbeat_pred(), timeout=20)
+            return dev, fuzz(dev, watcher, payloads, listener)
+        finally:
+            dev.stop()
+
+
 def test_a_device_without_a_key_survives_2000_hostile_triggers(mosquitto, tmp_path, listener):
     rng = random.Random(6)
     name = "fuzz-" + secrets.token_hex(3)
     payloads = unkeyed_payloads(listener.port, 2000, rng)
-    with MqttWatcher(mosquitto.port) as watcher:
-        dev = run_device(tmp_path, mosquitto, name, {}).start()
-        try:
-            watcher.wait_json(name + "/status", heartbeat_pred(), timeout=20)
-            statuses = fuzz(dev, watcher, payloads, listener)
-        finally:
-            dev.stop()
+    _, statuses = fuzzed(mosquitto, tmp_path, name, {}, payloads, listener)
     assert {s["state"] for s in statuses} == {"failed"}
     assert {s["reason"] for s in statuses} == {"malformed"}
 
@@ -191,13 +196,8 @@ def test_a_keyed_device_survives_2000_forged_and_replayed_triggers(mosquitto, tm
     rng = random.Random(66)
     name = "fuzzk-" + secrets.token_hex(3)
     payloads = keyed_payloads(listener.port, 2000, rng)
-    with MqttWatcher(mosquitto.port) as watcher:
-        dev = run_device(tmp_path, mosquitto, name, {"key": KEY}, STORED_COUNTER).start()
-        try:
-            watcher.wait_json(name + "/status", heartbeat_pred(), timeout=20)
-            statuses = fuzz(dev, watcher, payloads, listener)
-        finally:
-            dev.stop()
+    dev, statuses = fuzzed(mosquitto, tmp_path, name, {"key": KEY}, payloads, listener,
+                           STORED_COUNTER)
     assert {s["state"] for s in statuses} == {"failed"}
     rejected = [s["detail"] for s in statuses if s["reason"] == "rejected"]
     # the well-formed half: each refused by the signature check, before anything else

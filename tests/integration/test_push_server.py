@@ -153,45 +153,42 @@ def test_a_push_to_an_offline_device_waits_then_fails_with_the_reason(server, de
     assert [e["state"] for e in row["events"]] == ["queued", "waiting", "failed"]
 
 
-def test_a_push_waits_for_an_offline_device_and_runs_when_it_returns(mosquitto, tmp_path,
-                                                                    devices, unique):
+@pytest.fixture
+def patient(mosquitto, tmp_path):
+    """An app of its own that waits 60 s for an offline device: the shared one gives up after
+    2 s, which a loaded machine can take to get to the next step."""
     app = create_app(server_config(mosquitto, tmp_path, OTA_OFFLINE_WAIT=60.0))
     start_services(app)
-    try:
-        name = unique("back")
-        dev = devices(name)
-        registered(app, name, lambda d: d.online)
-        take_offline(app, dev)  # the broker publishes its last will
-        push_id = push(app, name, b"BACK = 1\n", "back.py")
-        wait_until(lambda: push_row(app, push_id)["state"] == "waiting", 10, what="waiting")
+    yield app
+    stop_services(app)
 
-        dev.start()  # the same flash folder: the device comes back
 
-        row = finished(app, push_id)
-    finally:
-        stop_services(app)
+def waiting_push(app, devices, name, data, target):
+    """A device that was online and went away, and a push to it now waiting: (dev, id)."""
+    dev = devices(name)
+    registered(app, name, lambda d: d.online)
+    take_offline(app, dev)  # the broker publishes its last will
+    push_id = push(app, name, data, target)
+    wait_until(lambda: push_row(app, push_id)["state"] == "waiting", 10, what="waiting")
+    return dev, push_id
+
+
+def test_a_push_waits_for_an_offline_device_and_runs_when_it_returns(patient, devices, unique):
+    dev, push_id = waiting_push(patient, devices, unique("back"), b"BACK = 1\n", "back.py")
+
+    dev.start()  # the same flash folder: the device comes back
+
+    row = finished(patient, push_id)
     assert row["state"] == "done", row
     assert (dev.flash_dir / "back.py").read_bytes() == b"BACK = 1\n"
 
 
-def test_a_waiting_push_can_be_cancelled(mosquitto, tmp_path, devices, unique):
-    # its own app: the shared one gives up on an offline device after 2 s, and a loaded
-    # machine could take that long to get to the cancel
-    app = create_app(server_config(mosquitto, tmp_path, OTA_OFFLINE_WAIT=60.0))
-    start_services(app)
-    try:
-        name = unique("cancel")
-        dev = devices(name)
-        registered(app, name, lambda d: d.online)
-        take_offline(app, dev)  # the broker publishes its last will
-        push_id = push(app, name, b"NEVER = 1\n", "never.py")
-        wait_until(lambda: push_row(app, push_id)["state"] == "waiting", 10, what="waiting")
+def test_a_waiting_push_can_be_cancelled(patient, devices, unique):
+    _, push_id = waiting_push(patient, devices, unique("cancel"), b"NEVER = 1\n", "never.py")
 
-        assert app.extensions["dcc_ota"]["services"].pushes.cancel(push_id)
+    assert patient.extensions["dcc_ota"]["services"].pushes.cancel(push_id)
 
-        row = finished(app, push_id, timeout=5)
-    finally:
-        stop_services(app)
+    row = finished(patient, push_id, timeout=5)
     assert (row["state"], row["reason"], row["detail"]) == ("failed", "cancelled",
                                                             "cancelled by the user")
 

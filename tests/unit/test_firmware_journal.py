@@ -1,7 +1,6 @@
 """The bundle manifest (firmware/ota_bundle.py, docs/protocol.md "Safe updates") on CPython
 and on the real MicroPython interpreter that runs on boards: good manifests and every
 malformed or refused one, with the same answers from both."""
-import hashlib
 import sys
 from unittest import mock
 
@@ -113,60 +112,10 @@ STREAM = [
 CASES = GOOD + BAD + STREAM
 
 
-class FakeSocket:
-    """readinto() from fixed bytes, a few at a time, as lwIP hands them over."""
-
-    def __init__(self, data):
-        self.data = data
-
-    def readinto(self, mv):
-        k = min(len(mv), len(self.data), 100)
-        mv[:k] = self.data[:k]
-        self.data = self.data[k:]
-        return k
-
-
-def run_cpython(text, f):
-    t = ota.Trigger("h", 1, "bundle", f.get("sha1") or hashlib.sha1(text).hexdigest(),
-                    f.get("size", len(text)), "t" * 32, f.get("kv"))
-    t.bundle = f["n"]
-    t.signed = f.get("signed", False)
-    via = f.get("via", "parse")
-    try:
-        if via == "start":
-            err = ob.start(t)
-            return {"reason": "malformed", "detail": err} if err else {"items": None}
-        if via == "read":
-            buf = bytearray(ob.MAX)
-            # read_manifest imports ota_receiver.free_space by name, as on the board
-            with mock.patch.dict(sys.modules, {"ota_trigger": ota, "ota_receiver": rx}):
-                items = ob.read_manifest(FakeSocket(text), memoryview(buf), t,
-                                         f.get("keyed", False))
-        else:
-            items = ob.parse_manifest(text.decode(), t, f.get("keyed", False))
-    except ota.OTAError as e:
-        return {"reason": e.reason, "detail": e.detail}
-    except Exception as e:  # noqa: BLE001 - the tests say which escape
-        return {"error": type(e).__name__}
-    return {"items": [list(x) for x in items]}
-
-
-def check(result, expected):
-    if isinstance(expected, tuple):
-        assert (result.get("reason"), result.get("detail")) == expected, result
-    else:
-        assert result == {"items": expected}, result
-
-
-@pytest.mark.parametrize("text, fields, expected", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_manifest_cpython(text, fields, expected):
-    check(run_cpython(text, fields), expected)
-
-
-MPY_RUNNER = r"""
-import sys, json, hashlib
-from binascii import unhexlify, hexlify
+# One runner for both interpreters: the same code, so the answers are compared, not copied.
+RUNNER = r"""
+import hashlib
+from binascii import hexlify
 import ota_trigger as ota
 import ota_bundle as ob
 
@@ -201,6 +150,33 @@ def run(text, f):
     except Exception as e:
         return {"error": type(e).__name__}
     return {"items": [list(x) for x in items]}
+"""
+
+
+def run_cpython(text, f):
+    # read_manifest imports ota_receiver (and ota_bundle ota_trigger) by name, as on the board
+    with mock.patch.dict(sys.modules, {"ota_trigger": ota, "ota_receiver": rx, "ota_bundle": ob}):
+        ns = {}
+        exec(RUNNER, ns)
+        return ns["run"](text, f)
+
+
+def check(result, expected):
+    if isinstance(expected, tuple):
+        assert (result.get("reason"), result.get("detail")) == expected, result
+    else:
+        assert result == {"items": expected}, result
+
+
+@pytest.mark.parametrize("text, fields, expected", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_manifest_cpython(text, fields, expected):
+    check(run_cpython(text, fields), expected)
+
+
+MPY_RUNNER = RUNNER + r"""
+import sys, json
+from binascii import unhexlify
 
 for h, f in json.load(open(sys.argv[1])):
     print(json.dumps(run(unhexlify(h), f)))
