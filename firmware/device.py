@@ -12,7 +12,6 @@ import link
 from link import dumps
 
 
-
 class Runtime:
     def __init__(self, cfg, boot=0, files=None, journal=None, features=None):
         self.cfg = cfg
@@ -60,6 +59,13 @@ class Runtime:
                 self._serve()
             except OSError as e:
                 print("link down: %r - retry in %d s" % (e, delay))
+                n = self.cfg["confirm_after"] * 10  # seconds: 300 by default
+                if self.probation and self.guard and ticks_diff(ticks_ms(), self.ms0) > n * 1000:
+                    # healthy means connected: new files that never reach the broker fail
+                    self.guard.crash("no MQTT link in %d s: %r" % (n, e))
+                    import machine
+
+                    machine.reset()
             if self.mq:
                 self.mq.close()
                 self.mq = None

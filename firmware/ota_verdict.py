@@ -1,6 +1,7 @@
 # The end of an update (docs/safety.md, steps 5 and 6), loaded by the runtime only when the
 # journal needs it: confirm an update on probation, and report a confirmed or rolled-back
-# one with the push's token, then clear .ota/ (the signature counter stays).
+# one with the push's token, then clear .ota/ (the signature counter stays): the backups
+# and temporaries, and a folder that a confirmed delete left empty.
 import json
 import os
 
@@ -13,6 +14,8 @@ def _rm(p):
 
 
 def _wipe(d):
+    # files only: nothing else goes into the backup slot (ota_bundle refuses a folder's name),
+    # and safeboot.py clears folders too at a boot without an update
     try:
         for e in os.ilistdir(d):
             os.remove(d + "/" + e[0])
@@ -25,7 +28,7 @@ def confirm(j):
     # back a confirmed update (the next connect reports it)
     j["state"] = "confirmed"
     with open(".ota/journal.tmp", "w") as f:
-        json.dump(j, f)
+        json.dump(j, f, separators=(",", ":"))  # small: see safeboot._save
     os.rename(".ota/journal.tmp", ".ota/journal.json")
 
 
@@ -36,9 +39,16 @@ def run(rt, healthy):
         confirm(j)
         rt.probation = False
         print("update confirmed")
-    d = {"token": j["token"], "state": j["state"], "file": "bundle"}
+    d = {"token": j.get("token", ""), "state": j["state"], "file": "bundle"}
     if j["state"] == "confirmed":
         d["files"] = j["files"]
+        for i, name in enumerate(j["files"]):
+            k = name.find("/")
+            if j["had"][i] == 2 and k > 0:
+                try:
+                    os.rmdir(name[:k])  # a delete emptied it
+                except OSError:
+                    pass  # other files in it
     else:
         d["reason"] = j.get("reason") or "rolled back"
     _wipe(".ota/old")

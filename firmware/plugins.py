@@ -1,8 +1,8 @@
 # The plugin host of the runtime (the plugin API is documented at the top of runtime.py):
 # loads the plugins named in the settings, routes ID/<name>/set to them, polls them,
-# publishes their state. A plugin's exception is logged and survived, except on probation,
-# where it fails the update (docs/safety.md): recorded for safeboot (probation.crash), then
-# a reset.
+# publishes their state. A plugin's exception, or one that fails to load, is logged and
+# survived, except on probation, where it fails the update (docs/safety.md, "Healthy"):
+# recorded for safeboot (probation.crash), then a reset.
 import gc
 from link import dumps
 
@@ -37,7 +37,7 @@ class Host:
             try:
                 ctx.plugin = __import__(name).create(ctx, cfg.get(name) or {})
             except Exception as e:
-                print("plugin", name, "failed to load:", repr(e))
+                self._error("plugin " + name, e)
                 continue
             t = rt.prefix + b"/" + ctx.plugin.name.encode()
             ctx.topic = t + b"/state"
@@ -54,20 +54,20 @@ class Host:
         try:
             ctx.plugin.on_set(msg)
         except Exception as e:
-            self._error(ctx, "on_set", e)
+            self._error(ctx.name + ".on_set", e)
 
     def poll(self):
         for ctx in self.ctxs:
             try:
                 ctx.plugin.poll()
             except Exception as e:
-                self._error(ctx, "poll", e)
+                self._error(ctx.name + ".poll", e)
 
     def _state(self, ctx):
         try:
             return ctx.plugin.state()
         except Exception as e:
-            self._error(ctx, "state", e)
+            self._error(ctx.name + ".state", e)
             return {}
 
     def states(self):
@@ -88,11 +88,12 @@ class Host:
         while self.dirty:
             self._publish(self.dirty.pop())
 
-    def _error(self, ctx, where, e):
+    def _error(self, where, e):
+        # where: "lamp.poll", "plugin lamp" (its load)
         rt = self.rt
-        print(ctx.name, where, "error:", repr(e))
+        print(where, "failed:", repr(e))
         if rt.probation and rt.guard:
-            rt.guard.crash("%s.%s: %s: %s" % (ctx.name, where, type(e).__name__, e))
+            rt.guard.crash("%s: %s: %s" % (where, type(e).__name__, e))
             import machine
 
             machine.reset()

@@ -71,7 +71,7 @@ def start():
     for m in ("ota_push", "network"):
         __import__(m)  # network: built in on a board, the simulator's shim is precompiled
         gc.collect()
-    features = ["ext", "bundle"]
+    features = ["ext", "bundle", "rm"]  # rm: a bundle may delete files
     if cfg.get("key"):  # signatures (ota_auth), only on a device with a key
         import ota_auth
 

@@ -28,16 +28,36 @@ def _exists(p):
 
 
 def _save(j):
+    # compact: a journal of up to 128 bytes is kept inside LittleFS's folder entry, so an
+    # update that only deletes works on a flash without one free block
     import json
     import os
 
     with open(J + ".tmp", "w") as f:
-        json.dump(j, f)
+        json.dump(j, f, separators=(",", ":"))
     os.rename(J + ".tmp", J)
 
 
+def _empty(d):
+    # remove what folder d holds, folders in it too
+    import os
+
+    try:
+        for e in os.ilistdir(d):
+            p = d + "/" + e[0]
+            if e[1] == 0x4000:
+                _empty(p)
+                os.rmdir(p)
+            else:
+                os.remove(p)
+    except OSError:
+        pass
+
+
 def _put(src, name):
-    # rename src over name (LittleFS: atomic), making name's one folder if missing
+    # rename src over name (LittleFS: atomic), making name's one folder if missing. An
+    # OSError (a folder in the way, a file where the folder should be) goes up to run(),
+    # which rolls back with it.
     import os
 
     i = name.find("/")
@@ -51,17 +71,20 @@ def _put(src, name):
 
 
 def _commit(j):
+    # had[i]: 0 a new file, 1 a replaced one (backed up first), 2 a delete (the file goes to
+    # its backup slot). Each rename is skipped once done: a cut is finished at the next boot.
     _step("commit")
     for i, name in enumerate(j["files"]):
-        new = ".ota/new/%d" % i
-        if not _exists(new):
-            continue  # already in place
         old = ".ota/old/%d" % i
-        if j["had"][i] and _exists(name) and not _exists(old):
-            _put(name, old)
-            _step("backup%d" % i)
-        _put(new, name)
-        _step("place%d" % i)
+        new = ".ota/new/%d" % i
+        h = j["had"][i]
+        if h == 2 or _exists(new):
+            if h and _exists(name):
+                _put(name, old)
+                _step("backup%d" % i)
+            if h != 2:
+                _put(new, name)
+                _step("place%d" % i)
     if _exists(CRASH):  # from a boot before this update: it must not roll this one back
         import os
 
@@ -72,6 +95,9 @@ def _commit(j):
 
 
 def _rollback(j, reason):
+    # Every backup back into place, every file the bundle added removed (with the folder it
+    # made, once empty); resumable. A file that cannot be restored is named in the reason
+    # and the others are still restored: the board boots what is there.
     import os
 
     if j["state"] != "rollback":
@@ -81,10 +107,19 @@ def _rollback(j, reason):
     _step("rollback")
     for i, name in enumerate(j["files"]):
         old = ".ota/old/%d" % i
-        if _exists(old):
-            _put(old, name)
-        elif not j["had"][i] and _exists(name):
-            os.remove(name)  # the bundle added it
+        try:
+            if _exists(old):
+                _put(old, name)
+            elif not j["had"][i] and _exists(name):
+                os.remove(name)  # the bundle added it
+                k = name.find("/")
+                if k > 0:
+                    try:
+                        os.rmdir(name[:k])
+                    except OSError:
+                        pass  # not empty
+        except OSError as e:
+            j["reason"] += "; %s not restored: %s" % (name, e)
         _step("restore%d" % i)
     j["state"] = "rolled_back"
     _save(j)
@@ -98,24 +133,12 @@ def _rollback(j, reason):
     machine.reset()
 
 
-def run():
-    # The watchdog timeout (ms) when an update is on probation, else None.
-    try:
-        import json
-
-        with open(J) as f:
-            j = json.load(f)
-    except (OSError, ValueError):
-        import os
-
-        try:  # the temporary files of a push cut short
-            for e in os.ilistdir(".ota/new"):
-                os.remove(".ota/new/" + e[0])
-        except OSError:
-            pass
-        return None
-    if j["state"] == "commit":
+def _run(j):
+    s = j["state"]
+    if s == "commit":
         _commit(j)
+    elif s not in ("probation", "rollback", "confirmed", "rolled_back"):
+        _rollback(j, "unknown journal state")
     if j["state"] == "rollback":
         _rollback(j, j["reason"])
     if j["state"] != "probation":
@@ -133,3 +156,47 @@ def run():
     _save(j)
     print("safeboot: probation, boot", j["boots"], "of", n)
     return j.get("wdt", 8000)
+
+
+def run():
+    # The watchdog timeout (ms) when an update is on probation, else None. Never raises: an
+    # error in the journal's steps rolls the update back with the error as the reason; one
+    # in the rollback itself ends it as rolled back, so that the board always boots.
+    try:
+        import json
+
+        with open(J) as f:
+            j = json.load(f)
+        j["state"]
+    except Exception:  # none, unreadable or not a journal
+        import os
+
+        try:
+            os.remove(J)
+        except OSError:
+            pass
+        _empty(".ota/new")  # the temporary files of a push cut short
+        _empty(".ota/old")  # a stale backup slot, folders included: cleared before use
+        return None
+    try:
+        return _run(j)
+    except Exception as e:
+        why = "safeboot: %s: %s" % (type(e).__name__, e)
+        print(why)
+    try:
+        if j["state"] != "rollback":
+            _rollback(j, why)
+    except Exception as e:
+        print("safeboot: rollback failed:", repr(e))
+    try:  # the runtime reports it, clears .ota/ and runs whatever is in place
+        j["state"] = "rolled_back"
+        j["reason"] = why
+        _save(j)
+    except Exception:
+        import os
+
+        try:
+            os.remove(J)
+        except OSError:
+            pass
+    return None

@@ -72,8 +72,11 @@ def bump_boot():
     except (OSError, ValueError):
         n = 0
     n += 1
-    with open(BOOT_FILE, "w") as f:
-        f.write(str(n))
+    try:
+        with open(BOOT_FILE, "w") as f:
+            f.write(str(n))
+    except OSError:  # a full flash must not stop the boot (a delete over the air frees it)
+        pass
     return n
 
 

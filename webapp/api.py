@@ -55,8 +55,9 @@ def add_device():
     body = request.get_json(silent=True) or {}
     name = body.get("name")
     try:
+        keys.device_broker(current_app)  # before the key: no settings.json it cannot use
         key = keys.add(get_db(), check_device_name(name), rotate=bool(body.get("rotate")))
-    except (BadName, keys.KeyExists) as exc:
+    except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(name=name, settings=keys.settings(current_app, name, key)), 201
 
@@ -153,14 +154,19 @@ def push(push_id):
 @bp.post("/pushes")
 def create_push():
     """One push per device. `file` (one) or `files` (a bundle); `as` renames one file;
-    `force` allows replacing the safe-boot code."""
+    `delete` names files to delete on the device in the same update; `force` allows
+    replacing the safe-boot code and deleting the runtime."""
     body = request.get_json(silent=True)
     usage = ('send JSON {"files": ["<sha256>", ...], "devices": ["name"]} or '
-             '{"file": "<sha256>", "as": "main.py", "devices": ["name"]}')
+             '{"file": "<sha256>", "as": "main.py", "devices": ["name"]}, optionally with '
+             '"delete": ["name on the device", ...]')
     if not isinstance(body, dict):
         return json_error(400, "bad_request", usage)
-    files = body.get("files", [body["file"]] if "file" in body else None)
-    if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+    files = body.get("files", [body["file"]] if "file" in body else [])
+    delete = body.get("delete", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files) or \
+            not isinstance(delete, list) or not all(isinstance(d, str) for d in delete) or \
+            not files and not delete:
         return json_error(400, "bad_request", usage)
     devices = body.get("devices") or ([body["device"]] if body.get("device") else [])
     if not isinstance(devices, list) or not devices or not all(isinstance(d, str) for d in devices):
@@ -175,8 +181,8 @@ def create_push():
         return json_error(400, "rejected", str(exc))
     pushes = _services().pushes
     try:
-        ids = [pushes.create(get_db(), d, files if len(files) > 1 else files[0], target,
-                             bool(body.get("force"))) for d in devices]
+        ids = [pushes.create(get_db(), d, files if len(files) != 1 else files[0], target,
+                             bool(body.get("force")), delete) for d in devices]
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202

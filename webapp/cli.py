@@ -49,18 +49,31 @@ def ota():
     """Push files to devices and list the devices."""
 
 
+def _update_options(force_help):
+    """The options of every command that makes an update on a device (push, rm)."""
+    options = [
+        click.option("--device", "-d", required=True,
+                     help="The device id (first level of its topics)."),
+        click.option("--force", is_flag=True, help=force_help),
+        click.option("--wait", is_flag=True, help="Wait until the device confirms the update "
+                                                  "(it runs the new files); exit 0 only then."),
+        click.option("--timeout", type=float, help="Give up after this many seconds."),
+        click.option("--verbose", "-v", is_flag=True, help="Show the service logs too."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
 @ota.command("push")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--device", "-d", required=True, help="The device id (first level of its topics).")
 @click.option("--as", "target", help="The file's name on the device (one file only; default: "
                                      "its own name).")
-@click.option("--force", is_flag=True,
-              help="Allow replacing the safe-boot code (boot.py, safeboot.py, probation.py): "
-                   "I know.")
-@click.option("--wait", is_flag=True,
-              help="Wait until the device confirms it runs the new files; exit 0 only then.")
-@click.option("--timeout", type=float, help="Give up after this many seconds.")
-@click.option("--verbose", "-v", is_flag=True, help="Show the service logs too.")
+@_update_options("Allow replacing the safe-boot code (boot.py, safeboot.py, probation.py): "
+                 "I know.")
 @with_appcontext
 def push_command(files, device, target, force, wait, timeout, verbose):
     """Push FILES to a device; several files go as one update (all or none).
@@ -93,6 +106,37 @@ def push_command(files, device, target, force, wait, timeout, verbose):
         "%s (%d bytes, sha1 %s)%s" % (os.path.basename(p), s.size, s.sha1[:12],
                                       " as %s" % target if target else "")
         for p, s in zip(files, stored)), device))
+    _outcome(app, db, services, push_id, wait, timeout)
+
+
+@ota.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@_update_options("Allow deleting the safe-boot code or the runtime (main.py, runtime.py, "
+                 "...): I know.")
+@with_appcontext
+def rm_command(names, device, force, wait, timeout, verbose):
+    """Delete NAMES (as the device lists them) on a device, as one journaled update: a
+    rollback restores them. Exit codes as for `ota push`."""
+    _quiet_logs(verbose)
+    app = current_app._get_current_object()
+    try:
+        check_device_name(device)
+        check_targets(list(names), force, set(names))
+    except ValueError as exc:
+        _die(EXIT_SETUP, "cannot delete: %s" % exc)
+    db = get_db()
+    services = _connect(app)
+    try:
+        push_id = services.pushes.create(db, device, [], None, force, list(names))
+    except PushRejected as exc:
+        stop_services(app)
+        _die(EXIT_SETUP, "cannot delete: %s" % exc)
+    click.echo("push %d: delete %s on %s" % (push_id, ", ".join(names), device))
+    _outcome(app, db, services, push_id, wait, timeout)
+
+
+def _outcome(app, db, services, push_id, wait, timeout):
+    """Follow a push to its end (for us), stop the services and exit with its code."""
     try:
         state, reason, detail = _follow(db, services, push_id, wait, timeout)
     finally:
@@ -173,8 +217,9 @@ def device_add_command(name, rotate, output):
     """Make a device's secret key and print the settings.json to put on the board."""
     app = current_app._get_current_object()
     try:
+        keys.device_broker(app)  # before the key is made: no settings.json a device cannot use
         key = keys.add(get_db(), check_device_name(name), rotate=rotate)
-    except (BadName, keys.KeyExists) as exc:
+    except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
         _die(EXIT_SETUP, "cannot add %s: %s" % (name, exc))
     text = json.dumps(keys.settings(app, name, key), indent=2) + "\n"
     if output:

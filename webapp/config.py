@@ -1,7 +1,10 @@
 """Settings: defaults, then instance/config.py, then OTA_* and MQTT_* environment variables."""
+import ipaddress
 import os
 import secrets
 import ssl
+
+from .device_rules import host_problem, port_problem, trigger_parser
 
 
 class ConfigError(Exception):
@@ -105,7 +108,55 @@ def finish(conf):
         raise ConfigError("OTA_HEARTBEAT_MISSES must be at least 1")
     if isinstance(conf.get("OTA_TRANSFER_PORTS"), str):
         conf["OTA_TRANSFER_PORTS"] = parse_setting("OTA_TRANSFER_PORTS", conf["OTA_TRANSFER_PORTS"])
+    _check_what_devices_see(conf)
     conf["MAX_CONTENT_LENGTH"] = conf["OTA_MAX_UPLOAD"] + 64 * 1024  # room for the form fields
     if not conf.get("SECRET_KEY"):
         conf["SECRET_KEY"] = conf["OTA_SECRET_KEY"] or secrets.token_hex(32)
     return conf
+
+
+def _ip(text):
+    """An ipaddress object, or None for a host name."""
+    try:
+        return ipaddress.ip_address(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _check_what_devices_see(conf):
+    """What goes into a trigger passes the device's own parser (device_rules), and the
+    transfer socket listens where the trigger sends the devices."""
+    trigger_parser()  # a missing firmware/ stops the start, not the first push's guess
+    host = conf.get("OTA_ADVERTISE_HOST")
+    why = host_problem(host) if host else None
+    if why:
+        raise ConfigError("OTA_ADVERTISE_HOST=%r is refused by the devices (%s): give an IPv4 "
+                          "address or a host name of letters, digits, '.', '-', '_'" % (host, why))
+    ports = conf.get("OTA_TRANSFER_PORTS")
+    if ports is not None:  # a pair from instance/config.py skipped the environment's parser
+        if (not isinstance(ports, (tuple, list)) or len(ports) != 2 or ports[0] > ports[1]
+                or any(not isinstance(p, int) or port_problem(p) for p in ports)):
+            raise ConfigError("OTA_TRANSFER_PORTS=%r is not valid: a range of ports 1-65535 "
+                              "such as 50000-50100" % (ports,))
+        conf["OTA_TRANSFER_PORTS"] = tuple(ports)
+    _check_transfer_bind(conf["OTA_TRANSFER_BIND"], host)
+
+
+def _check_transfer_bind(raw, host):
+    bind = _ip(raw)
+    if bind is None or raw == "::" or bind.is_unspecified and bind.version == 4:
+        return  # a name, or every address (transfer.py takes '::' as 0.0.0.0)
+    if bind.version == 6:
+        raise ConfigError("OTA_TRANSFER_BIND=%s is an IPv6 address, and devices connect over "
+                          "IPv4: use 0.0.0.0 or an IPv4 address of this host" % raw)
+    # Loopback is sure to be out of reach from any other address; other pairs may meet by NAT.
+    if not host:  # the guess is loopback only while no network is up
+        if bind.is_loopback:
+            raise ConfigError("OTA_TRANSFER_BIND=%s takes connections from this host only: set "
+                              "OTA_ADVERTISE_HOST=%s too (devices on this host), or bind 0.0.0.0"
+                              % (raw, raw))
+        return
+    advertised = _ip(host)
+    if advertised and advertised != bind and (bind.is_loopback or advertised.is_loopback):
+        raise ConfigError("OTA_TRANSFER_BIND=%s cannot be reached by devices sent to "
+                          "OTA_ADVERTISE_HOST=%s: bind 0.0.0.0 or %s" % (raw, host, host))

@@ -34,8 +34,40 @@ def init_db(path):
     conn = connect(path)
     try:
         conn.executescript(schema)
+        if _upgrade_nullable_files(conn):
+            conn.executescript(schema)  # the indexes of the rebuilt tables
     finally:
         conn.close()
+
+
+def _upgrade_nullable_files(conn):
+    """A database made before deletes has `file_sha256 NOT NULL` in pushes and push_files:
+    rebuild both with the column nullable (SQLite cannot drop a constraint in place; this is
+    its documented rebuild: a new table, a copy, a rename). True if it did."""
+    strict = [t for t in ("pushes", "push_files") if any(
+        c["name"] == "file_sha256" and c["notnull"]
+        for c in conn.execute("PRAGMA table_info(%s)" % t))]
+    if not strict:
+        return False
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for table in strict:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (table,)).fetchone()[0]
+            new = sql.replace("file_sha256 TEXT NOT NULL", "file_sha256 TEXT", 1).replace(
+                table, table + "_upgrade", 1)
+            conn.execute(new)
+            conn.execute("INSERT INTO %s_upgrade SELECT * FROM %s" % (table, table))
+            conn.execute("DROP TABLE %s" % table)
+            conn.execute("ALTER TABLE %s_upgrade RENAME TO %s" % (table, table))
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
+    return True
 
 
 @click.command("init-db")

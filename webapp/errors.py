@@ -28,5 +28,14 @@ def _handle_http(exc):
     return render_template("error.html", code=exc.code, name=exc.name, message=message), exc.code
 
 
+def _handle_broker_unusable(exc):
+    # a device's settings.json would name a broker address the device cannot use
+    if wants_json():
+        return json_error(409, "broker_unusable", str(exc))
+    return render_template("error.html", code=409, name="Conflict", message=str(exc)), 409
+
+
 def init_app(app):
+    from .keys import BrokerUnusable
     app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(BrokerUnusable, _handle_broker_unusable)

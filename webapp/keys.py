@@ -1,15 +1,21 @@
 """Per-device secret keys and signed triggers (docs/protocol.md, "Signed triggers")."""
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 
+from .device_rules import host_problem, port_problem
 from .names import check_device_name
 from .netinfo import advertise_host
 
 
 class KeyExists(ValueError):
     """The device has a key already; rotating it means writing a new settings file to it."""
+
+
+class BrokerUnusable(ValueError):
+    """The broker address a device's settings.json would get is one the device cannot use."""
 
 
 def add(db, name, rotate=False):
@@ -53,13 +59,40 @@ def sign(trigger, key_hex, counter, sha256=True):
 
 def settings(app, name, key):
     """The device's settings.json: its id and key, the broker as devices reach it, and the
-    Wi-Fi to fill in."""
-    cfg = app.config
-    host, port = cfg.get("MQTT_BROKER_URL"), cfg["MQTT_BROKER_PORT"]
-    if not host or host in ("127.0.0.1", "localhost", "::1"):
-        # The broker runs on this server (embedded or local): devices reach it where they
-        # reach us.
-        host = cfg["OTA_ADVERTISE_HOST"] or advertise_host()
-        port = port if cfg.get("MQTT_BROKER_URL") else cfg["OTA_EMBEDDED_BROKER_PORT"]
+    Wi-Fi to fill in. BrokerUnusable: see device_broker()."""
+    host, port = device_broker(app)
     return {"id": name, "key": key, "broker": host, "port": port, "wifi_ssid": "",
             "wifi_password": "", "user": "", "password": ""}
+
+
+def device_broker(app):
+    """(host, port) of the broker as devices reach it. BrokerUnusable names the setting when a
+    device could not use it: it connects there as to a trigger's host, so the trigger rules
+    apply (an IPv6 literal is refused: no IPv6 on an ESP8266)."""
+    cfg = app.config
+    url = cfg.get("MQTT_BROKER_URL")
+    if url and not _is_loopback(url):
+        host_setting, host, port_setting = "MQTT_BROKER_URL", url, "MQTT_BROKER_PORT"
+    else:
+        # The broker runs on this server (embedded or local): devices reach it where they
+        # reach us.
+        host_setting, host = "OTA_ADVERTISE_HOST", cfg["OTA_ADVERTISE_HOST"] or advertise_host()
+        port_setting = "MQTT_BROKER_PORT" if url else "OTA_EMBEDDED_BROKER_PORT"
+    port = cfg[port_setting]
+    why = host_problem(host)
+    if why:
+        raise BrokerUnusable("%s=%s cannot go into a device's settings.json: the device refuses "
+                             "it (%s); give the broker's IPv4 address or host name"
+                             % (host_setting, host, why))
+    why = port_problem(port)
+    if why:
+        raise BrokerUnusable("%s=%s cannot go into a device's settings.json: the device refuses "
+                             "it (%s)" % (port_setting, port, why))
+    return host, port
+
+
+def _is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

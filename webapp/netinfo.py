@@ -4,6 +4,8 @@ import ipaddress
 import socket
 import struct
 
+from .device_rules import host_problem
+
 _SIOCGIFADDR = 0x8915  # Linux ioctl: the IPv4 address of an interface
 
 
@@ -24,10 +26,23 @@ def advertise_host(local_addr=None):
     """The address devices should connect back to; OTA_ADVERTISE_HOST overrides this guess.
 
     If we reach the broker over a real network, devices reach us on the address we used for it
-    (`local_addr`, from the MQTT socket). If the broker is on this host, the first
-    non-loopback interface is the best guess; loopback only when nothing else is up.
+    (`local_addr`, from the MQTT socket): an IPv4-mapped IPv6 one as its IPv4 form, a real IPv6
+    one not at all (no IPv6 on an ESP8266). Else the first non-loopback IPv4 interface;
+    loopback only when nothing else is up. Every answer is one the device's parser accepts.
     """
-    if local_addr and not ipaddress.ip_address(local_addr).is_loopback:
-        return local_addr
-    addrs = interface_addresses()
-    return addrs[0] if addrs else "127.0.0.1"
+    candidates = [_ipv4_form(local_addr)] if local_addr else []
+    for addr in candidates + interface_addresses():
+        if addr and not ipaddress.ip_address(addr).is_loopback and host_problem(addr) is None:
+            return addr
+    return "127.0.0.1"
+
+
+def _ipv4_form(addr):
+    """'192.0.2.7' and '::ffff:192.0.2.7' -> '192.0.2.7'; any other address -> None."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return None
+    if ip.version == 6:
+        ip = ip.ipv4_mapped
+    return str(ip) if ip else None

@@ -7,7 +7,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from . import keys
 from .db import get_db
 from .filestore import FileTooLarge
-from .manifest import PROTECTED
+from .manifest import PROTECTED, runtime_files
 from .names import BadName, check_device_name
 from .push_log import FINAL, find_pushes
 from .pushes import PushRejected
@@ -30,7 +30,22 @@ def _services():
 
 @bp.get("/")
 def devices():
-    return render_template("pages/devices.html", devices=_ext()["registry"].all(get_db()))
+    return render_template("pages/devices.html", devices=_ext()["registry"].all(get_db()),
+                           guarded=sorted(set(PROTECTED) | runtime_files()))
+
+
+@bp.post("/devices/<name>/delete")
+def delete_on_device(name):
+    """Delete one file on a device: a push of its own, journaled (a rollback restores it)."""
+    target = request.form.get("name", "")
+    try:
+        push_id = _services().pushes.create(get_db(), name, [], None,
+                                            request.form.get("force") == "yes", [target])
+    except PushRejected as exc:
+        flash("Not deleted: %s" % exc, "error")
+        return redirect(url_for(".devices"))
+    flash("Deleting %s on %s." % (target, name), "ok")
+    return redirect(url_for(".timeline", ids=push_id))
 
 
 @bp.route("/devices/add", methods=["GET", "POST"])
@@ -40,8 +55,9 @@ def add_device():
         return render_template("pages/device_add.html")
     name = request.form.get("name", "").strip()
     try:
+        keys.device_broker(current_app)  # before the key: no settings.json it cannot use
         key = keys.add(get_db(), check_device_name(name), request.form.get("rotate") == "yes")
-    except (BadName, keys.KeyExists) as exc:
+    except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
         flash(str(exc), "error")
         return render_template("pages/device_add.html", name=name), 400
     settings = keys.settings(current_app, name, key)

@@ -11,15 +11,25 @@ def insert(db, device, items, force):
     push_id = db.execute(
         "INSERT INTO pushes (device, file_sha256, target, nfiles, force, state, total, created_at,"
         " updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-        (device, first.file.sha256, first.target, len(items), int(force), "queued",
-         sum(i.file.size for i in items), now, now)).lastrowid
+        (device, _sha256(first), first.target, len(items), int(force), "queued",
+         sum(i.file.size for i in items if i.file), now, now)).lastrowid
     db.executemany("INSERT INTO push_files (push_id, position, file_sha256, target)"
                    " VALUES (?,?,?,?)",
-                   [(push_id, n, i.file.sha256, i.target) for n, i in enumerate(items)])
-    step(db, push_id, "queued", ", ".join(
-        i.target if i.target == i.file.name else "%s as %s" % (i.file.name, i.target)
-        for i in items))
+                   [(push_id, n, _sha256(i), i.target) for n, i in enumerate(items)])
+    step(db, push_id, "queued", ", ".join(_label(i) for i in items))
     return push_id
+
+
+def _sha256(item):
+    return item.file.sha256 if item.file else None  # None: a delete
+
+
+def _label(item):
+    if item.file is None:
+        return "delete " + item.target
+    if item.target == item.file.name:
+        return item.target
+    return "%s as %s" % (item.file.name, item.target)
 
 
 def step(db, push_id, state, detail=None, at=None):
@@ -52,7 +62,7 @@ def finish(db, push_id, state, reason=None, detail=None):
 
 
 def files_of(db, push_id):
-    """[(file_sha256, target)] in stream order."""
+    """[(file_sha256, target)] in stream order; file_sha256 None for a delete."""
     return [(r["file_sha256"], r["target"]) for r in db.execute(
         "SELECT file_sha256, target FROM push_files WHERE push_id = ? ORDER BY position",
         (push_id,))]
@@ -78,7 +88,7 @@ def find_pushes(db, device=None, state=None, ids=(), since=None, limit=50):
         args.append(since)
     rows = db.execute(
         "SELECT p.*, f.name AS file_name, f.sha1 AS file_sha1 FROM pushes p"
-        " JOIN files f ON f.sha256 = p.file_sha256"
+        " LEFT JOIN files f ON f.sha256 = p.file_sha256"
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY p.id DESC LIMIT ?", args + [limit]).fetchall()
     by_id = {}
@@ -94,11 +104,14 @@ def find_pushes(db, device=None, state=None, ids=(), since=None, limit=50):
                             " WHERE push_id IN (%s) ORDER BY id" % marks, list(by_id)):
             by_id[e["push_id"]]["events"].append(
                 {"at": e["at"], "state": e["state"], "detail": e["detail"]})
-        for f in db.execute("SELECT pf.push_id, pf.target, f.name, f.sha1, f.size FROM push_files pf"
-                            " JOIN files f ON f.sha256 = pf.file_sha256 WHERE pf.push_id IN (%s)"
-                            " ORDER BY pf.push_id, pf.position" % marks, list(by_id)):
+        for f in db.execute("SELECT pf.push_id, pf.target, pf.file_sha256, f.name, f.sha1, f.size"
+                            " FROM push_files pf LEFT JOIN files f ON f.sha256 = pf.file_sha256"
+                            " WHERE pf.push_id IN (%s) ORDER BY pf.push_id, pf.position" % marks,
+                            list(by_id)):
+            # a delete has no file: {"target", "delete": true}
             by_id[f["push_id"]]["files"].append(
-                {"name": f["name"], "target": f["target"], "sha1": f["sha1"], "size": f["size"]})
+                {"name": f["name"], "target": f["target"], "sha1": f["sha1"], "size": f["size"],
+                 "delete": f["file_sha256"] is None})
     return list(by_id.values())
 
 

@@ -17,7 +17,7 @@ import time
 from . import keys, push_log
 from .bus import BusError
 from .db import get_db
-from .manifest import BadPayload, Item, check_items, manifest, manifest_sha1
+from .manifest import BadPayload, Item, check_fit, check_items, manifest, manifest_sha1
 from .names import check_device_name
 from .netinfo import advertise_host
 from .payloads import load_object
@@ -88,16 +88,18 @@ class PushService:
 
     # -- starting, waiting, stopping -------------------------------------------------------
 
-    def create(self, db, device, files, target=None, force=False):
+    def create(self, db, device, files, target=None, force=False, delete=()):
         """Queue a push to a device; returns its id.
 
         `files` is one stored file or a reference to one (hash prefix or name), or a list of
         them: several files go as one bundle, each under its own name. `target` renames a
-        single file on the device.
+        single file on the device. `delete` names files the same update deletes on the
+        device (journaled like a replace: all or none). PushRejected says why a push cannot
+        be made, checked against the device's last heartbeat where it has one.
         """
         try:
             check_device_name(device)
-            refs = files if isinstance(files, (list, tuple)) else [files]
+            refs = files if isinstance(files, (list, tuple)) else [files] if files else []
             if target is not None and len(refs) != 1:
                 raise BadPayload("a new name on the device is for a push of one file")
             items = []
@@ -106,13 +108,20 @@ class PushService:
                 if stored is None:
                     raise BadPayload("no stored file matches %r" % ref)
                 items.append(Item(stored, target or stored.name))
+            items += [Item(None, name) for name in delete]
             check_items(items, force)
+            known = self.registry.get(db, device)
+            if known is not None:
+                check_fit(items, known.files)
         except ValueError as exc:
             raise PushRejected(str(exc)) from None
-        known = self.registry.get(db, device)
         if len(items) > 1 and known is not None and "bundle" not in known.features:
             raise PushRejected("%s's firmware takes one file at a time; update its firmware to "
                                "push several at once" % device)
+        if delete and (known is None or "rm" not in known.features):
+            raise PushRejected("%s's firmware cannot delete files over the air; update its "
+                               "firmware first" % device if known else
+                               "%s was never heard from: no file of it can be deleted" % device)
         if self._stopping:
             raise PushRejected("the server is shutting down")
         push_id = push_log.insert(db, device, items, force)
@@ -127,9 +136,13 @@ class PushService:
         items = self._items(db, push_id)
         if items is None:
             raise PushRejected("a file of push %d was deleted; upload it again" % push_id)
-        if len(items) == 1:
-            return self.create(db, row["device"], items[0].file, items[0].target, row["force"])
-        return self.create(db, row["device"], [i.file for i in items], None, row["force"])
+        files = [i for i in items if not i.delete]
+        deletes = [i.target for i in items if i.delete]
+        if len(files) == 1 and files[0].target != files[0].file.name:
+            return self.create(db, row["device"], files[0].file, files[0].target, row["force"],
+                               deletes)
+        return self.create(db, row["device"], [i.file for i in files], None, row["force"],
+                           deletes)
 
     def resume(self, db):
         """At start: queued or waiting pushes go on; ones cut off mid-way are failed."""
@@ -186,8 +199,8 @@ class PushService:
     def _items(self, db, push_id):
         items = []
         for sha256, target in push_log.files_of(db, push_id):
-            stored = self.store.get(db, sha256)
-            if stored is None:
+            stored = self.store.get(db, sha256) if sha256 else None
+            if sha256 and stored is None:
                 return None
             items.append(Item(stored, target))
         return items
@@ -297,13 +310,15 @@ class PushService:
         extended = device is not None and device.extended
         if len(run.items) > 1 and not bundle:
             raise TransferError("rejected", "the device's firmware takes one file at a time")
+        if any(i.delete for i in run.items) and (device is None or "rm" not in device.features):
+            raise TransferError("rejected", "the device's firmware cannot delete files")
         old_boot = device.boot if device else None
         run.token = secrets.token_hex(16) if extended or bundle else None
         form = "bundle" if bundle else "extended" if extended else "legacy"
         db.execute("UPDATE pushes SET form = ?, token = ? WHERE id = ?", (form, run.token, run.id))
 
         host = cfg["OTA_ADVERTISE_HOST"] or advertise_host(self.bus.local_address())
-        files = [(self.store.path(i.file.sha256), i.file.size) for i in run.items]
+        files = [(self.store.path(i.file.sha256), i.file.size) for i in run.items if i.file]
         if bundle:
             head = manifest(run.items)
             parts = [head] + files
@@ -396,7 +411,8 @@ class PushService:
                     seen.append(state)
                     push_log.step(db, run.id, state, msg["sha1"] or None)
             elif kind == "heartbeat" and msg.online and msg.boot != old_boot:
-                wrong = [i.target for i in run.items if msg.files.get(i.target) != i.file.sha1]
+                wrong = [i.target for i in run.items
+                         if msg.files.get(i.target) != (i.file.sha1 if i.file else None)]
                 if probation:
                     if not wrong and "online" not in seen:
                         seen.append("online")

@@ -28,12 +28,13 @@ CREATE TABLE IF NOT EXISTS devices (
     updated_at  REAL NOT NULL
 );
 
--- A push sends one file, or several as one bundle (push_files, in stream order). The first
--- file is also named here, for lists.
+-- A push sends one file, or several as one bundle (push_files, in stream order), and may
+-- delete files on the device. The first file is also named here, for lists. A NULL
+-- file_sha256 (here and in push_files) is a delete of `target`.
 CREATE TABLE IF NOT EXISTS pushes (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     device      TEXT NOT NULL,
-    file_sha256 TEXT NOT NULL REFERENCES files (sha256),
+    file_sha256 TEXT REFERENCES files (sha256),
     target      TEXT NOT NULL,
     nfiles      INTEGER NOT NULL DEFAULT 1,
     force       INTEGER NOT NULL DEFAULT 0,
@@ -55,7 +56,7 @@ CREATE INDEX IF NOT EXISTS pushes_updated ON pushes (updated_at);
 CREATE TABLE IF NOT EXISTS push_files (
     push_id     INTEGER NOT NULL REFERENCES pushes (id),
     position    INTEGER NOT NULL,
-    file_sha256 TEXT NOT NULL REFERENCES files (sha256),
+    file_sha256 TEXT REFERENCES files (sha256),
     target      TEXT NOT NULL,
     PRIMARY KEY (push_id, position)
 );

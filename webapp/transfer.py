@@ -27,6 +27,8 @@ class TransferCancelled(TransferError):
 
 def bind_listener(bind, ports):
     """A listening socket on `bind`, on a free port of the range `ports` (None: ephemeral)."""
+    if bind == "::":
+        bind = "0.0.0.0"  # every address: the devices have IPv4 only (config refuses other IPv6)
     candidates = [0] if ports is None else random.sample(range(ports[0], ports[1] + 1),
                                                          ports[1] - ports[0] + 1)
     for port in candidates:

@@ -15,8 +15,8 @@ from pathlib import Path
 IMAGE = "flash.img"
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
 
-# Runs on micropython with the job in env SIM_FLASH_JOB: {"spec", "mkfs", "put": {name: hex}}
-# then prints {name: hex} of every file ("dump") and the statvfs tuple.
+# Runs on micropython with the job in env SIM_FLASH_JOB: {"spec", "mkfs", "put": {name: hex},
+# "fill": name} then prints {name: hex} of every file ("dump") and the statvfs tuple.
 _TOOL = r"""
 import os, json
 from binascii import hexlify, unhexlify
@@ -33,6 +33,14 @@ for name, data in job["put"].items():
             pass
     with open(name, "wb") as f:
         f.write(unhexlify(data))
+if job.get("fill"):  # appends, each one committed, smaller and smaller until not one byte fits
+    for n in (4096, 512, 64, 8, 1):
+        try:
+            while True:
+                with open(job["fill"], "ab") as f:
+                    f.write(bytes(n))
+        except OSError:
+            pass
 out = {}
 def walk(d):
     for e in os.ilistdir(d or "."):
@@ -72,7 +80,7 @@ class FlashImage:
         """The SIM_FLASH value for the boot (shims/simflash.py): image, blocks, block size."""
         return "%s:%d:%d" % (self.path.resolve(), self.blocks, self.block)
 
-    def _run(self, put=None, mkfs=False, dump=True):
+    def _run(self, put=None, mkfs=False, dump=True, fill=None):
         if self.micropython is None:
             from .launcher import find_micropython
             self.micropython = find_micropython()
@@ -80,7 +88,7 @@ class FlashImage:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "wb") as f:
                 f.truncate(self.blocks * self.block)
-        job = {"spec": self.spec(), "mkfs": mkfs, "dump": dump,
+        job = {"spec": self.spec(), "mkfs": mkfs, "dump": dump, "fill": fill,
                "put": {n: bytes(d).hex() for n, d in (put or {}).items()}}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(job, f)
@@ -109,6 +117,11 @@ class FlashImage:
         put["settings.json"] = settings
         self._run(put, mkfs=not self.exists(), dump=False)
 
+    def fill(self, name):
+        """Append to file `name` until the flash has not one free block (as a data logger
+        would); returns the free bytes left, 0."""
+        return _free(self._run(dump=False, fill=name)["statvfs"])
+
     def files(self):
         """{name: bytes} of every file in the image, dot-files and sub-folders included."""
         return {n: bytes.fromhex(h) for n, h in sorted(self._run()["files"].items())}
@@ -117,6 +130,10 @@ class FlashImage:
         return sorted(self._run(dump=False)["files"])
 
     def free(self):
-        """Free bytes, as os.statvfs() tells the firmware."""
-        st = self._run(dump=False)["statvfs"]
-        return st[0] * st[4]
+        """Free bytes, as the firmware reads os.statvfs() (ota_receiver.free_space)."""
+        return _free(self._run(dump=False)["statvfs"])
+
+
+def _free(st):
+    # A full LittleFS can count more used blocks than it has and wrap f_bavail: none free.
+    return 0 if st[4] > st[2] else st[0] * st[4]

@@ -37,6 +37,22 @@
     return c;
   }
 
+  // The same form as the page's: a delete is a push of its own, and the files the board needs
+  // to boot or stay reachable ask for "I know" first.
+  const guarded = new Set((root.dataset.guarded || "").split(" "));
+  function deleteForm(device, name) {
+    const token = document.querySelector('meta[name="csrf-token"]').content;
+    return el("form", { method: "post", class: "delete-file",
+      action: root.dataset.deleteUrl.replace("NAME", encodeURIComponent(device)),
+      "data-confirm": `Delete ${name} on ${device}? A rollback would put it back.` },
+    el("input", { type: "hidden", name: "csrf_token", value: token }),
+    el("input", { type: "hidden", name: "name", value: name }),
+    guarded.has(name) ? el("label", { title: "The board needs it to boot or to stay reachable" },
+      el("input", { type: "checkbox", name: "force", value: "yes", required: true }), " I know") : "",
+    el("button", { type: "submit", class: "danger", "aria-label": `Delete ${name} on ${device}` },
+      "Delete"));
+  }
+
   function field(c, name) {
     return c.querySelector(`[data-field="${name}"]`);
   }
@@ -60,7 +76,7 @@
       shownFiles.set(list, key);
       c.querySelector("summary").textContent = `Files (${files.length})`;
       list.replaceChildren(...files.map((n) => el("li", {}, el("code", {}, n), " ",
-        el("span", { class: "hash" }, d.files[n].slice(0, 10)))));
+        el("span", { class: "hash" }, d.files[n].slice(0, 10)), deleteForm(d.name, n))));
     }
     plugins(field(c, "plugins"), d.plugins);
     tickAges();

@@ -402,3 +402,42 @@ def test_a_main_py_that_raises_rolls_back_and_the_timeline_says_why(browser, ser
     assert "the lamp relay is wired to the wrong pin" in reason
     assert (dev.flash_dir / "main.py").read_bytes() == before
     wait_online(browser, server, dev.name)
+
+
+def test_a_file_on_a_device_card_is_deleted_over_the_air(browser, server, sims, tmp_path):
+    dev = sims[1]
+    wait_online(browser, server, dev.name)
+    drop_files(browser, '[data-device="%s"]' % dev.name,
+               [make_file(tmp_path, "scratch.txt", b"a note to delete\n")])
+    wait(browser, lambda b: "/pushes/" in b.current_url, what="the push's timeline")
+    push_card = browser.find_element(By.CSS_SELECTOR, "[data-push]")
+    wait(browser, lambda b: timeline_state(b, push_card) == "done", what="the push to be done")
+
+    wait_online(browser, server, dev.name)
+    card(browser, dev.name).find_element(By.CSS_SELECTOR, "summary").click()
+    delete = 'button[aria-label="Delete %s on %s"]'
+    wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, delete % ("scratch.txt", dev.name)),
+         what="scratch.txt listed on the card")
+    # the runtime asks for "I know" first; a plain file does not
+    main_form = browser.find_element(By.CSS_SELECTOR, delete % ("main.py", dev.name)) \
+        .find_element(By.XPATH, "..")
+    assert main_form.find_elements(By.CSS_SELECTOR, 'input[name="force"][required]')
+    button = browser.find_element(By.CSS_SELECTOR, delete % ("scratch.txt", dev.name))
+    assert not button.find_element(By.XPATH, "..").find_elements(By.CSS_SELECTOR,
+                                                                 'input[name="force"]')
+    button.click()
+    alert = browser.switch_to.alert
+    assert alert.text == "Delete scratch.txt on %s? A rollback would put it back." % dev.name
+    alert.accept()
+
+    wait(browser, lambda b: "/pushes/" in b.current_url, what="the delete's timeline")
+    push_card = browser.find_element(By.CSS_SELECTOR, "[data-push]")
+    assert "delete scratch.txt" in push_card.text
+    wait(browser, lambda b: timeline_state(b, push_card) == "done", timeout=60,
+         what="the delete to be done")
+    assert not (dev.flash_dir / "scratch.txt").exists()
+    wait_online(browser, server, dev.name)
+    card(browser, dev.name).find_element(By.CSS_SELECTOR, "summary").click()
+    wait(browser, lambda b: not b.find_elements(By.CSS_SELECTOR,
+                                                delete % ("scratch.txt", dev.name)),
+         what="scratch.txt gone from the card")

@@ -176,3 +176,30 @@ def test_the_safe_boot_code_needs_force(mosquitto, tmp_path):
 
     two = ota(env, "push", str(boot), str(boot), "--device", "lamp", "--as", "x.py")
     assert two.returncode == 2 and "--as names one file" in two.stderr
+
+
+def test_rm_deletes_a_file_on_the_device_and_refuses_the_runtime(server, devices, unique,
+                                                                 mosquitto, tmp_path):
+    name = unique("rm")
+    dev = devices(name, settings={"confirm_after": 1})
+    registered(server, name, lambda d: d.online and "rm" in d.features)
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"the lamp on the landing\n")
+    env = cli_env(mosquitto, tmp_path)
+    assert ota(env, "push", str(notes), "--device", name, "--wait").returncode == 0
+    registered(server, name, lambda d: "notes.txt" in d.files)
+
+    refused = ota(env, "rm", "main.py", "--device", name)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "cannot delete: main.py is part of the device's runtime: without it the board cannot "
+        "stay reachable; confirm you know (force) to delete it"]
+
+    gone = ota(env, "rm", "notes.txt", "--device", name, "--wait")
+
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "delete notes.txt" in gone.stdout and "done: confirmed" in gone.stdout
+    assert not (dev.flash_dir / "notes.txt").exists()
+    assert (dev.flash_dir / "main.py").exists()
+    again = ota(env, "rm", "notes.txt", "--device", name)
+    assert again.returncode == 2 and "notes.txt is not on the device" in again.stderr

@@ -97,6 +97,39 @@ BAD = [
     ("boot.py keyed unsigned", lines((A, 1, "boot.py")),
      {"n": 1, "kv": {"force": "1"}, "keyed": True}, ("rejected", "boot.py needs a signed trigger")),
 ]
+# Checked against the flash (make_flash): a name that cannot be placed, deletes
+DEL = b"- - notes.txt\n"
+FLASH = [
+    ("a folder where a file goes", lines((A, 1, "tools/helper.py")), {"n": 1},
+     ("rejected", "tools is a file on the device")),
+    ("a file where a folder is", lines((A, 1, "pkg")), {"n": 1},
+     ("rejected", "pkg is a folder on the device")),
+    ("an empty folder", lines((A, 1, "empty")), {"n": 1},
+     ("rejected", "empty is a folder on the device")),
+    ("a file and a folder in one push", lines((A, 1, "x"), (B, 2, "x/y.py")), {"n": 2},
+     ("malformed", "x and x/y.py: a file and a folder")),
+    ("a folder and a file in one push", lines((B, 2, "x/y.py"), (A, 1, "x")), {"n": 2},
+     ("malformed", "x/y.py and x: a file and a folder")),
+    ("into an existing folder", lines((A, 1, "pkg/new.py")), {"n": 1}, [[A, 1, "pkg/new.py"]]),
+    ("delete", DEL, {"n": 1}, [["-", 0, "notes.txt"]]),
+    ("delete what is not there", b"- - gone.txt\n", {"n": 1}, [["-", 0, "gone.txt"]]),
+    ("delete and write", DEL + lines((A, 7, "log/today.txt")), {"n": 2},
+     [["-", 0, "notes.txt"], [A, 7, "log/today.txt"]]),
+    ("delete in a folder", b"- - pkg/mod.py\n", {"n": 1}, [["-", 0, "pkg/mod.py"]]),
+    ("delete a folder", b"- - pkg\n", {"n": 1}, ("rejected", "pkg is a folder on the device")),
+    ("delete main.py", b"- - main.py\n", {"n": 1},
+     ("rejected", "main.py is the device's runtime: deleting it needs force=1")),
+    ("delete a loaded module", b"- - ota_trigger.py\n", {"n": 1},
+     ("rejected", "ota_trigger.py is the device's runtime: deleting it needs force=1")),
+    ("delete main.py forced", b"- - main.py\n", {"n": 1, "kv": {"force": "1"}},
+     [["-", 0, "main.py"]]),
+    ("delete boot.py", b"- - boot.py\n", {"n": 1}, ("rejected", "boot.py needs force=1")),
+    ("delete settings.json", b"- - settings.json\n", {"n": 1, "kv": {"force": "1"}},
+     ("rejected", "settings.json needs a signed trigger")),
+    ("delete with a size", b"- 0 notes.txt\n", {"n": 1}, ("malformed", "bad manifest line")),
+    ("delete without a name", b"- -\n", {"n": 1}, ("malformed", "bad manifest line")),
+    ("delete twice", DEL + DEL, {"n": 2}, ("malformed", "notes.txt named twice")),
+]
 # Through read_manifest (the bytes off the socket, decoded and SHA-1 checked) and start().
 STREAM = [
     ("read: good", THREE, {"n": 3, "via": "read"}, GOOD[1][3]),
@@ -109,7 +142,7 @@ STREAM = [
     ("start: too long", EIGHT, {"n": 8, "via": "start", "size": ob.MAX + 1},
      ("malformed", "manifest over 1024 bytes")),
 ]
-CASES = GOOD + BAD + STREAM
+CASES = GOOD + BAD + FLASH + STREAM
 
 
 # One runner for both interpreters: the same code, so the answers are compared, not copied.
@@ -153,6 +186,23 @@ def run(text, f):
 """
 
 
+def make_flash(root):
+    """The flash the cases run on: the runtime's files, a file `tools`, a folder `pkg`
+    holding a module, an empty folder, notes, and the backup slot."""
+    for name in ("main.py", "ota_trigger.py", "boot.py", "notes.txt", "tools", "pkg/mod.py"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x = 1\n")
+    (root / "empty").mkdir()
+    (root / ".ota" / "old").mkdir(parents=True)
+
+
+@pytest.fixture(scope="module")
+def flash(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flash")
+    make_flash(root)
+    return root
+
+
 def run_cpython(text, f):
     # read_manifest imports ota_receiver (and ota_bundle ota_trigger) by name, as on the board
     with mock.patch.dict(sys.modules, {"ota_trigger": ota, "ota_receiver": rx, "ota_bundle": ob}):
@@ -170,22 +220,27 @@ def check(result, expected):
 
 @pytest.mark.parametrize("text, fields, expected", [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
-def test_manifest_cpython(text, fields, expected):
+def test_manifest_cpython(text, fields, expected, flash, monkeypatch):
+    monkeypatch.chdir(flash)
     check(run_cpython(text, fields), expected)
 
 
 MPY_RUNNER = RUNNER + r"""
-import sys, json
+import sys, json, os
 from binascii import unhexlify
+
+os.chdir("flash")  # beside the runner: the script's own folder is on the import path
 
 for h, f in json.load(open(sys.argv[1])):
     print(json.dumps(run(unhexlify(h), f)))
 """
 
 
-def test_manifest_on_real_micropython(tmp_path):
+def test_manifest_on_real_micropython(tmp_path, monkeypatch):
+    make_flash(tmp_path / "flash")
     results = run_cases(MPY_RUNNER, [[c[1].hex(), c[2]] for c in CASES], tmp_path)
     assert len(results) == len(CASES)
+    monkeypatch.chdir(tmp_path / "flash")
     wrong = []
     for (name, text, fields, expected), got in zip(CASES, results):
         try:
