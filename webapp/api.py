@@ -21,6 +21,40 @@ CURSOR_OVERLAP = 1.0
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
+class BadBody(Exception):
+    """A request body, or a field of it, of the wrong shape; the message says which and what it
+    needs. Answered as a 400."""
+
+
+def _json_body():
+    """The request's JSON body (any JSON type), None when it is not JSON. JSON nested too deep
+    for the parser is a BadBody (get_json(silent=True) lets its RecursionError through)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise BadBody("the JSON body is nested too deeply") from None
+
+
+def _json_object(usage):
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise BadBody(usage)
+    return body
+
+
+def _flag(body, name):
+    """body[name] as a bool: only JSON true or false (a string "false" must never mean yes)."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise BadBody("'%s' must be true or false, not %s" % (name, json.dumps(value)[:40]))
+    return value
+
+
+@bp.errorhandler(BadBody)
+def _bad_body(exc):
+    return json_error(400, "bad_request", str(exc))
+
+
 def _ext():
     return current_app.extensions["dcc_ota"]
 
@@ -52,11 +86,12 @@ def devices():
 @bp.post("/devices")
 def add_device():
     """Make a device's secret key; answers the settings.json to put on the board."""
-    body = request.get_json(silent=True) or {}
+    body = _json_object('send JSON {"name": "lamp-hall"}, optionally with "rotate": true')
     name = body.get("name")
+    rotate = _flag(body, "rotate")
     try:
         keys.device_broker(current_app)  # before the key: no settings.json it cannot use
-        key = keys.add(get_db(), check_device_name(name), rotate=bool(body.get("rotate")))
+        key = keys.add(get_db(), check_device_name(name), rotate=rotate)
     except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(name=name, settings=keys.settings(current_app, name, key)), 201
@@ -83,7 +118,7 @@ def plugin_command(name, plugin):
     """Send a command to a plugin: the JSON body goes to NAME/PLUGIN/set as it is."""
     if not (is_device_name(name) and is_device_name(plugin)):
         return json_error(400, "bad_name", "device and plugin names are letters, digits, _ and -")
-    body = request.get_json(silent=True)
+    body = _json_body()
     if not isinstance(body, dict) or not body:
         return json_error(400, "bad_request", 'send a JSON object, e.g. {"led": false}')
     payload = json.dumps(body, separators=(",", ":"))
@@ -156,16 +191,16 @@ def create_push():
     """One push per device. `file` (one) or `files` (a bundle); `as` renames one file;
     `delete` names files to delete on the device in the same update; `force` allows
     replacing the safe-boot code and deleting the runtime."""
-    body = request.get_json(silent=True)
     usage = ('send JSON {"files": ["<sha256>", ...], "devices": ["name"]} or '
              '{"file": "<sha256>", "as": "main.py", "devices": ["name"]}, optionally with '
              '"delete": ["name on the device", ...]')
-    if not isinstance(body, dict):
-        return json_error(400, "bad_request", usage)
+    body = _json_object(usage)
     files = body.get("files", [body["file"]] if "file" in body else [])
     delete = body.get("delete", [])
+    force = _flag(body, "force")
+    if not isinstance(delete, list) or not all(isinstance(d, str) for d in delete):
+        return json_error(400, "bad_request", "'delete' must be a list of names on the device")
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files) or \
-            not isinstance(delete, list) or not all(isinstance(d, str) for d in delete) or \
             not files and not delete:
         return json_error(400, "bad_request", usage)
     devices = body.get("devices") or ([body["device"]] if body.get("device") else [])
@@ -182,7 +217,7 @@ def create_push():
     pushes = _services().pushes
     try:
         ids = [pushes.create(get_db(), d, files if len(files) != 1 else files[0], target,
-                             bool(body.get("force")), delete) for d in devices]
+                             force, delete) for d in devices]
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202

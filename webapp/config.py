@@ -13,6 +13,7 @@ class ConfigError(Exception):
 
 def _port_range(text):
     """'50000-50100' -> (50000, 50100); '' -> None (ephemeral ports)."""
+    # (_port_range.need, below, is what a bad value's message asks for)
     if not text:
         return None
     lo, sep, hi = str(text).partition("-")
@@ -20,6 +21,9 @@ def _port_range(text):
     if not (0 < lo <= hi < 65536):
         raise ValueError(text)
     return (lo, hi)
+
+
+_port_range.need = "a port or a range of ports 1-65535, low-high, such as 50000-50100"
 
 
 def _bool(text):
@@ -93,7 +97,9 @@ def parse_setting(name, raw):
     try:
         return parse(raw)
     except (TypeError, ValueError):
-        raise ConfigError("%s=%r is not valid" % (name, raw)) from None
+        need = getattr(parse, "need", None)
+        raise ConfigError("%s=%r is not valid%s" % (name, raw, ": " + need if need else "")) \
+            from None
 
 
 def finish(conf):
@@ -140,6 +146,11 @@ def _check_what_devices_see(conf):
                               "such as 50000-50100" % (ports,))
         conf["OTA_TRANSFER_PORTS"] = tuple(ports)
     _check_transfer_bind(conf["OTA_TRANSFER_BIND"], host)
+    for name in ("MQTT_BROKER_PORT", "OTA_EMBEDDED_BROKER_PORT"):  # go into settings.json
+        why = port_problem(conf[name]) if isinstance(conf[name], int) else "not a number"
+        if why:
+            raise ConfigError("%s=%r is refused by the devices (%s): a port 1-65535"
+                              % (name, conf[name], why))
 
 
 def _check_transfer_bind(raw, host):

@@ -48,7 +48,7 @@ def check_targets(targets, force=False, deletes=()):
     if not targets:
         raise BadPayload("choose at least one file")
     if len(targets) > MAX_FILES:
-        raise BadPayload("a push carries at most %d files" % MAX_FILES)
+        raise BadPayload("a push carries at most %d files to write or delete" % MAX_FILES)
     seen = set()
     for target in targets:
         if target in deletes and target in RESERVED:

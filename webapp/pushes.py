@@ -306,6 +306,11 @@ class PushService:
         device = self.registry.get(db, run.device)
         if device is not None and not device.online:
             device = self._wait_online(db, run, device)
+        if device is not None:  # again: a push queued before this one may have changed them
+            try:
+                check_fit(run.items, device.files)
+            except BadPayload as exc:
+                raise TransferError("rejected", str(exc)) from None
         bundle = device is not None and "bundle" in device.features
         extended = device is not None and device.extended
         if len(run.items) > 1 and not bundle:

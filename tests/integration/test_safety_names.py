@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.app import finished, registered
 from tests.support.devices import MqttWatcher, OneShotSender
+from tests.support.waiting import wait_until
 from webapp.db import get_db
 from webapp.pushes import PushRejected
 
@@ -145,23 +146,27 @@ def test_a_plugin_that_fails_to_load_on_probation_rolls_back(server, device):
     assert "lamp" in d.plugins  # the old lamp is back and loaded
 
 
+INTO_A_FILE = {"state": "commit", "token": "t" * 32, "files": ["main.py", "boot_log/x.py"],
+               "had": [1, 0], "boots": 0}
 # Journals that the safe-boot code cannot carry out as written; each must still boot a whole
-# set. (name, journal text, files put in .ota/new, the push's outcome on ota/status or None)
+# set. (name, journal text, files put in .ota/new, the push's outcome on ota/status or None,
+# a step to cut the power at once)
 BROKEN_JOURNALS = [
-    ("rename into a file", {"state": "commit", "token": "t" * 32, "files": ["boot_log/x.py"],
-                            "had": [0], "boots": 0}, {"0": b"X = 1\n"}, "rolled_back"),
+    ("rename into a file", INTO_A_FILE, {"0": BAD_MAIN, "1": b"X = 1\n"}, "rolled_back", None),
+    ("rename into a file, cut in the rollback", INTO_A_FILE, {"0": BAD_MAIN, "1": b"X = 1\n"},
+     "rolled_back", "restore0"),
     ("unknown state", {"state": "half-done", "token": "t" * 32, "files": ["main.py"],
-                       "had": [1], "boots": 0}, {}, "rolled_back"),
-    ("missing fields", {"state": "commit"}, {}, "rolled_back"),
-    ("not an object", [1, 2, 3], {}, None),
-    ("not JSON", "{\"state\": \"comm", {}, None),
+                       "had": [1], "boots": 0}, {}, "rolled_back", None),
+    ("missing fields", {"state": "commit"}, {}, "rolled_back", None),
+    ("not an object", [1, 2, 3], {}, None, None),
+    ("not JSON", "{\"state\": \"comm", {}, None, None),
 ]
 
 
 @pytest.mark.parametrize("case", BROKEN_JOURNALS, ids=[c[0] for c in BROKEN_JOURNALS])
 def test_a_journal_the_safe_boot_code_cannot_carry_out_still_boots_the_old_set(
         case, mosquitto, watcher, devices, unique):
-    _, journal, new, outcome = case
+    _, journal, new, outcome, cut = case
     name = unique("journal")
     dev = devices(name, settings=FAST)
     watcher.wait_json(name + "/status", lambda d: d.get("online"), timeout=20)
@@ -173,9 +178,12 @@ def test_a_journal_the_safe_boot_code_cannot_carry_out_still_boots_the_old_set(
     for i, data in new.items():
         (ota / "new" / i).write_bytes(data)
     (ota / "journal.json").write_text(journal if isinstance(journal, str) else json.dumps(journal))
+    dev.kill_at = cut
     mark = watcher.mark()
 
     dev.start()
+    if cut:
+        wait_until(lambda: dev.cuts == [cut], 30, what="the power cut at " + cut)
 
     if outcome:
         st = watcher.wait_json(name + "/ota/status", lambda d: d.get("state") in (
@@ -302,3 +310,20 @@ def test_new_files_that_never_reach_the_broker_roll_back(server, device):
     assert row["detail"].startswith("no MQTT link in 10 s: OSError(111"), row
     assert (dev.flash_dir / "mqtt_client.py").read_bytes() == old
     registered(server, name, lambda d: d.online and d.files.get("mqtt_client.py") == sha1(old))
+
+
+def test_a_push_queued_behind_another_is_checked_again_when_its_turn_comes(server, device):
+    """Two deletes of one file, the second queued behind the first: the second is refused
+    with the reason once the first has run, instead of rebooting the device for nothing."""
+    name, dev = device
+    done(server, name, [("notes.txt", b"landing\n")])
+    registered(server, name, lambda d: "notes.txt" in d.files)
+    first = push(server, name, delete=["notes.txt"])
+    second = push(server, name, delete=["notes.txt"])
+
+    assert (finished(server, first)["state"]) == "done"
+    row = finished(server, second)
+
+    assert (row["state"], row["reason"], row["detail"]) == (
+        "failed", "rejected", "notes.txt is not on the device"), row
+    assert dev.boots == 3  # the first push's reboot, no other

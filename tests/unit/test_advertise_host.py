@@ -109,3 +109,15 @@ def test_device_add_writes_a_broker_the_device_can_use(tmp_path, interfaces, url
     assert result.exit_code == 0, result.output
     settings = json.loads(result.stdout)
     assert (settings["broker"], settings["port"]) == (broker, 1884)
+
+
+def test_a_broker_port_the_devices_refuse_stops_the_start(tmp_path, monkeypatch):
+    for name in ("MQTT_BROKER_PORT", "OTA_EMBEDDED_BROKER_PORT"):
+        for bad in ("0", "65536"):
+            monkeypatch.setenv(name, bad)
+            with pytest.raises(ConfigError) as info:
+                create_app({"OTA_DATABASE": str(tmp_path / "d.sqlite"),
+                            "OTA_FILE_STORE": str(tmp_path / "f")})
+            assert str(info.value).startswith("%s=%s is refused by the devices (bad port)"
+                                              % (name, bad))
+        monkeypatch.delenv(name)

@@ -1,6 +1,8 @@
 import hashlib
 import io
 
+import pytest
+
 
 def test_health_answers_without_services(client):
     r = client.get("/api/health")
@@ -113,3 +115,48 @@ def test_a_deleted_file_leaves_the_list_and_its_bytes_but_can_come_back(app, cli
     assert client.delete("/api/files/" + sha256).status_code == 404
     again = client.post("/api/files", data={"file": (io.BytesIO(b"gone soon"), "back.py")})
     assert again.json["files"][0]["name"] == "back.py" and os.path.exists(path)
+
+
+def test_a_delete_list_of_the_wrong_shape_is_a_400_naming_the_form(client):
+    for body in ({"delete": "notes.txt", "devices": ["lamp1"]},
+                 {"delete": [1], "devices": ["lamp1"]}):
+        r = client.post("/api/pushes", json=body)
+        assert r.status_code == 400, body
+        assert r.json == {"error": "bad_request",
+                          "message": "'delete' must be a list of names on the device"}
+    for body in ({"delete": [], "devices": ["lamp1"]}, {"files": [], "devices": ["lamp1"]}):
+        r = client.post("/api/pushes", json=body)
+        assert r.status_code == 400, body
+        assert r.json["error"] == "bad_request" and '"delete"' in r.json["message"]
+
+
+@pytest.mark.parametrize("value", ["false", "true", 1, 0, None, [True], {}])
+def test_force_and_rotate_take_only_json_booleans(client, value):
+    r = client.post("/api/pushes", json={"delete": ["main.py"], "devices": ["lamp1"],
+                                         "force": value})
+    assert r.status_code == 400
+    assert r.json["message"].startswith("'force' must be true or false, not ")
+    r = client.post("/api/devices", json={"name": "lamp1", "rotate": value})
+    assert r.status_code == 400
+    assert r.json["message"].startswith("'rotate' must be true or false, not ")
+
+
+@pytest.mark.parametrize("path", ["/api/pushes", "/api/devices",
+                                  "/api/devices/lamp1/plugins/lamp"])
+def test_json_nested_too_deep_is_a_400_not_a_500(client, path, caplog):
+    deep = "[" * 5000 + "]" * 5000
+    r = client.post(path, data=deep, content_type="application/json")
+    assert r.status_code == 400
+    assert r.json == {"error": "bad_request", "message": "the JSON body is nested too deeply"}
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", '"lamp1"', "7"])
+def test_a_json_body_that_is_not_an_object_is_a_400(client, body):
+    r = client.post("/api/devices", data=body, content_type="application/json")
+    assert r.status_code == 400 and r.json["error"] == "bad_request"
+
+
+def test_a_delete_alone_is_a_valid_push_request(client):
+    r = client.post("/api/pushes", json={"delete": ["notes.txt"], "devices": ["lamp1"]})
+    assert r.status_code == 503 and r.json["error"] == "not_running"  # valid: no service here

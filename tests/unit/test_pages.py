@@ -89,3 +89,23 @@ def test_a_timeline_shows_the_failure_and_a_retry_button(app, client):
     assert 'action="/pushes/%d/retry"' % failed in page
     assert client.get("/pushes/9999").status_code == 404
     assert client.get("/pushes/abc").status_code == 404
+
+
+def test_each_file_on_a_device_card_has_a_delete_form_and_the_runtime_asks_i_know(app, client):
+    import re
+    beat(app, "lamp1", files={"main.py": "1" * 40, "notes.txt": "2" * 40})
+    page = client.get("/").data.decode()
+    forms = re.findall(r'<form method="post" class="delete-file".*?</form>', page, re.S)
+    assert len(forms) == 2
+    by_name = {re.search(r'name="name" value="([^"]+)"', f).group(1): f for f in forms}
+    assert set(by_name) == {"main.py", "notes.txt"}
+    for f in forms:
+        assert 'action="/devices/lamp1/delete"' in f and 'name="csrf_token"' in f
+    assert 'name="force" value="yes" required' in by_name["main.py"]
+    assert 'name="force"' not in by_name["notes.txt"]
+
+
+def test_a_delete_without_the_push_service_explains_itself(app, client):
+    beat(app, "lamp1", files={"notes.txt": "2" * 40})
+    r = client.post("/devices/lamp1/delete", data={"name": "notes.txt"})
+    assert r.status_code == 503 and b"push service is not running" in r.data
