@@ -5,6 +5,7 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 
 from . import keys
+from .auth import holds_secret
 from .bus import BusError
 from .db import get_db
 from .errors import json_error
@@ -94,6 +95,7 @@ def add_device():
         key = keys.add(get_db(), check_device_name(name), rotate=rotate)
     except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
         return json_error(400, "rejected", str(exc))
+    holds_secret()
     return jsonify(name=name, settings=keys.settings(current_app, name, key)), 201
 
 
@@ -102,6 +104,7 @@ def device_settings(name):
     key = keys.get(get_db(), name)
     if key is None:
         return json_error(404, "not_found", "%r was never added, so it has no key" % name)
+    holds_secret()
     return jsonify(keys.settings(current_app, name, key))
 
 

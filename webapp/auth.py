@@ -3,7 +3,9 @@
 Every page and API call needs a logged-in user (a session cookie) or an API token
 (`Authorization: Bearer dcc_...`), except the login and first-run pages, /api/health and the
 static files. Cookie sessions must send the CSRF token with every state-changing request;
-token-authenticated API calls carry no cookie and need none.
+token-authenticated API calls carry no cookie and need none. A token reaches only the API
+calls in TOKEN_ENDPOINTS (docs/security.md): nothing that manages credentials. Logging out
+or changing the password ends every session of the user, in every browser (users.end_sessions).
 """
 from urllib.parse import urlsplit
 
@@ -23,6 +25,14 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, storage_uri="memory://")
 
 OPEN_ENDPOINTS = ("auth.login", "auth.setup", "api.health", "static")
+# What a script with an API token may do, all of it: files, pushes, devices as they report
+# themselves, plugin commands. Never tokens, the account, or device keys (adding a device
+# makes one; its settings hold it): a leaked token must not be able to mint credentials.
+TOKEN_ENDPOINTS = frozenset((
+    "api.health", "api.devices", "api.device", "api.plugin_command",
+    "api.files", "api.upload", "api.delete_file",
+    "api.pushes", "api.push", "api.create_push", "api.cancel_push", "api.retry_push",
+))
 # No inline script anywhere: every script is a file under /static.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
@@ -30,8 +40,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 @login_manager.user_loader
-def _load_user(user_id):
-    return users.get(get_db(), int(user_id)) if user_id.isdigit() else None
+def _load_user(session_id):
+    return users.for_session(get_db(), session_id)
 
 
 @login_manager.request_loader
@@ -54,6 +64,11 @@ def _guard():
         g.token_user = users.user_for_token(get_db(), token)
         if g.token_user is None:
             return json_error(401, "bad_token", "the API token is unknown or revoked")
+        if request.endpoint not in TOKEN_ENDPOINTS:
+            return json_error(403, "not_for_tokens", "an API token may use the API for files, "
+                                                     "pushes and devices only (docs/security.md)"
+                                                     ": log in to manage tokens, the account "
+                                                     "or device keys")
         return None
     csrf.protect()
     if request.endpoint in OPEN_ENDPOINTS or current_user.is_authenticated:
@@ -66,7 +81,15 @@ def _guard():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
+def holds_secret():
+    """Mark this request's response as holding a secret (a device key, a new token): never
+    cached, by the browser or anything between (Cache-Control: no-store, set by _headers)."""
+    g.holds_secret = True
+
+
 def _headers(response):
+    if g.get("holds_secret"):
+        response.headers["Cache-Control"] = "no-store"
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -132,6 +155,8 @@ def setup():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        users.end_sessions(get_db(), current_user)  # every copy of the cookie, everywhere
     logout_user()
     session.clear()
     flash("Logged out.", "ok")
@@ -145,10 +170,27 @@ def tokens():
     if request.method == "POST":
         try:
             created = users.create_token(get_db(), current_user, request.form.get("name"))
+            holds_secret()
         except users.BadCredentials as exc:
             flash(str(exc).capitalize() + ".", "error")
     return render_template("auth/tokens.html", tokens=users.tokens(get_db(), current_user),
                            created=created)
+
+
+@bp.post("/password")
+@login_required
+def password():
+    """Change the password: every session ends, this one goes on as a new one."""
+    try:
+        user = users.change_password(get_db(), current_user, request.form.get("current"),
+                                     request.form.get("new"))
+    except users.BadCredentials as exc:
+        flash("Password not changed: %s." % exc, "error")
+        return redirect(url_for(".tokens"))
+    session.clear()
+    login_user(user)
+    flash("Password changed: every other session has ended.", "ok")
+    return redirect(url_for(".tokens"))
 
 
 @bp.post("/tokens/<int:token_id>/revoke")

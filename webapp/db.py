@@ -36,8 +36,19 @@ def init_db(path):
         conn.executescript(schema)
         if _upgrade_nullable_files(conn):
             conn.executescript(schema)  # the indexes of the rebuilt tables
+        _add_missing_columns(conn)
     finally:
         conn.close()
+
+
+# Columns added since a table was first made: (table, column, its definition).
+_ADDED_COLUMNS = [("users", "session_epoch", "INTEGER NOT NULL DEFAULT 0")]
+
+
+def _add_missing_columns(conn):
+    for table, column, definition in _ADDED_COLUMNS:
+        if column not in [c["name"] for c in conn.execute("PRAGMA table_info(%s)" % table)]:
+            conn.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, definition))
 
 
 def _upgrade_nullable_files(conn):

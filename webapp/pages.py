@@ -5,6 +5,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    url_for)
 
 from . import keys
+from .auth import holds_secret
 from .db import get_db
 from .filestore import FileTooLarge
 from .manifest import PROTECTED, runtime_files
@@ -61,6 +62,7 @@ def add_device():
         flash(str(exc), "error")
         return render_template("pages/device_add.html", name=name), 400
     settings = keys.settings(current_app, name, key)
+    holds_secret()
     return render_template("pages/device_added.html", name=name,
                            settings=json.dumps(settings, indent=2))
 
@@ -73,7 +75,7 @@ def device_settings(name):
     response = current_app.response_class(json.dumps(keys.settings(current_app, name, key),
                                                      indent=2) + "\n", mimetype="application/json")
     response.headers["Content-Disposition"] = "attachment; filename=settings.json"
-    response.headers["Cache-Control"] = "no-store"
+    holds_secret()
     return response
 
 

@@ -75,7 +75,10 @@ CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     username      TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
-    created_at    REAL NOT NULL
+    created_at    REAL NOT NULL,
+    -- Part of every session's and remember-me cookie's user id: logging out or changing the
+    -- password adds one, and every copy of every earlier cookie stops working.
+    session_epoch INTEGER NOT NULL DEFAULT 0
 );
 
 -- API tokens for scripts: only a SHA-256 of each is kept; the token is shown once.

@@ -19,9 +19,11 @@ class BadCredentials(ValueError):
 class User(UserMixin):
     id: int
     username: str
+    epoch: int = 0  # users.session_epoch when this session began
 
     def get_id(self):
-        return str(self.id)
+        # what flask-login keeps in the session and the remember-me cookie: "id:epoch"
+        return "%d:%d" % (self.id, self.epoch)
 
 
 def count(db):
@@ -39,12 +41,41 @@ def create_user(db, username, password):
     # werkzeug's default is a salted scrypt hash: slow on purpose.
     user_id = db.execute("INSERT INTO users (username, password_hash, created_at) VALUES (?,?,?)",
                          (username, generate_password_hash(password), time.time())).lastrowid
-    return User(user_id, username)
+    return User(user_id, username, 0)
 
 
 def get(db, user_id):
-    row = db.execute("SELECT id, username FROM users WHERE id = ?", (user_id,)).fetchone()
-    return User(row["id"], row["username"]) if row else None
+    row = db.execute("SELECT id, username, session_epoch FROM users WHERE id = ?",
+                     (user_id,)).fetchone()
+    return User(row["id"], row["username"], row["session_epoch"]) if row else None
+
+
+def for_session(db, session_id):
+    """The user of a session's or remember-me cookie's id ("id:epoch"), or None once that
+    user logged out or changed the password since (the epoch moved on)."""
+    user_id, _, epoch = (session_id or "").partition(":")
+    if not (user_id.isdigit() and epoch.isdigit()) or len(session_id) > 40:
+        return None
+    user = get(db, int(user_id))
+    return user if user is not None and user.epoch == int(epoch) else None
+
+
+def end_sessions(db, user):
+    """Every session and remember-me cookie of `user`, in every browser, stops working."""
+    db.execute("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?", (user.id,))
+
+
+def change_password(db, user, old, new):
+    """Set a new password (BadCredentials if `old` is wrong or `new` too short); every
+    session ends. Returns the user as the new session's."""
+    if authenticate(db, user.username, old) is None:
+        raise BadCredentials("the current password is wrong")
+    if len(new or "") < MIN_PASSWORD:
+        raise BadCredentials("a password has at least %d characters" % MIN_PASSWORD)
+    db.execute("UPDATE users SET password_hash = ? WHERE id = ?",
+               (generate_password_hash(new), user.id))
+    end_sessions(db, user)
+    return get(db, user.id)
 
 
 def authenticate(db, username, password):
@@ -56,7 +87,7 @@ def authenticate(db, username, password):
         return None
     if not check_password_hash(row["password_hash"], password or ""):
         return None
-    return User(row["id"], row["username"])
+    return User(row["id"], row["username"], row["session_epoch"])
 
 
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
@@ -93,11 +124,11 @@ def user_for_token(db, token):
     """The user a live token belongs to, or None."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
-    row = db.execute("SELECT t.id AS token_id, u.id, u.username FROM api_tokens t"
-                     " JOIN users u ON u.id = t.user_id"
+    row = db.execute("SELECT t.id AS token_id, u.id, u.username, u.session_epoch"
+                     " FROM api_tokens t JOIN users u ON u.id = t.user_id"
                      " WHERE t.token_sha256 = ? AND t.revoked_at IS NULL",
                      (_digest(token),)).fetchone()
     if row is None:
         return None
     db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (time.time(), row["token_id"]))
-    return User(row["id"], row["username"])
+    return User(row["id"], row["username"], row["session_epoch"])
