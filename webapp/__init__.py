@@ -4,10 +4,12 @@ import os
 import secrets
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from . import config, db
 from .devices import Registry
 from .filestore import FileStore
+from .schemas import SQLITE_MAX
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,6 +41,7 @@ def create_app(test_config=None):
     }
 
     from . import api, auth, cli, errors, formatting, pages
+    app.url_map.converters["int"] = _RowId  # before any route is added
     auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
@@ -46,6 +49,16 @@ def create_app(test_config=None):
     formatting.init_app(app)
     app.cli.add_command(cli.ota)
     return app
+
+
+class _RowId(IntegerConverter):
+    """`<int:...>` in every route: 1 to 2**63-1, SQLite's integer range. A larger id cannot
+    exist, so its URL matches no route: a 404, never an OverflowError from the query."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", SQLITE_MAX)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _instance_secret(instance_path):

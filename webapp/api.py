@@ -13,6 +13,7 @@ from .filestore import FileTooLarge
 from .names import BadName, check_device_name, check_target, is_device_name
 from .push_log import find_pushes, get_push
 from .pushes import PushRejected
+from .schemas import BadInput, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
 
 MAX_COMMAND = 512
 # A write stamped just before a poll may commit just after it: the next poll looks back this
@@ -22,37 +23,21 @@ CURSOR_OVERLAP = 1.0
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-class BadBody(Exception):
-    """A request body, or a field of it, of the wrong shape; the message says which and what it
-    needs. Answered as a 400."""
-
-
 def _json_body():
     """The request's JSON body (any JSON type), None when it is not JSON. JSON nested too deep
-    for the parser is a BadBody (get_json(silent=True) lets its RecursionError through)."""
+    for the parser is a BadInput (get_json(silent=True) lets its RecursionError through)."""
     try:
         return request.get_json(silent=True)
     except RecursionError:
-        raise BadBody("the JSON body is nested too deeply") from None
+        raise BadInput("the JSON body is nested too deeply") from None
 
 
-def _json_object(usage):
-    body = _json_body()
-    if not isinstance(body, dict):
-        raise BadBody(usage)
-    return body
+def _query(model):
+    return parse(model, request.args.to_dict())
 
 
-def _flag(body, name):
-    """body[name] as a bool: only JSON true or false (a string "false" must never mean yes)."""
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise BadBody("'%s' must be true or false, not %s" % (name, json.dumps(value)[:40]))
-    return value
-
-
-@bp.errorhandler(BadBody)
-def _bad_body(exc):
+@bp.errorhandler(BadInput)
+def _bad_input(exc):
     return json_error(400, "bad_request", str(exc))
 
 
@@ -78,7 +63,7 @@ def health():
 def devices():
     """All devices, or with ?since=CURSOR only those that changed; poll again with `cursor`."""
     now = time.time()
-    since = request.args.get("since", type=float)
+    since = _query(DevicesQuery).since
     registry = _ext()["registry"]
     found = registry.all(get_db(), now) if since is None else registry.changed(get_db(), since, now)
     return jsonify(devices=[d.to_dict() for d in found], cursor=now - CURSOR_OVERLAP)
@@ -87,12 +72,11 @@ def devices():
 @bp.post("/devices")
 def add_device():
     """Make a device's secret key; answers the settings.json to put on the board."""
-    body = _json_object('send JSON {"name": "lamp-hall"}, optionally with "rotate": true')
-    name = body.get("name")
-    rotate = _flag(body, "rotate")
+    body = parse(NewDevice, _json_body())
+    name = body.name
     try:
         keys.device_broker(current_app)  # before the key: no settings.json it cannot use
-        key = keys.add(get_db(), check_device_name(name), rotate=rotate)
+        key = keys.add(get_db(), check_device_name(name), rotate=body.rotate)
     except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
         return json_error(400, "rejected", str(exc))
     holds_secret()
@@ -154,14 +138,14 @@ def upload():
     uploads = request.files.getlist("file")
     if not uploads:
         return json_error(400, "no_file", "send the file in a multipart field named 'file'")
-    stored = []
-    for upload in uploads:
-        try:
-            stored.append(_ext()["store"].save(get_db(), upload.stream, upload.filename or "unnamed"))
-        except FileTooLarge as exc:
-            return json_error(413, "too_large", str(exc))
-        except BadName as exc:
-            return json_error(400, "bad_name", str(exc))
+    # all or nothing: one bad file of several stores none of them
+    try:
+        stored = _ext()["store"].save_all(get_db(), [(u.stream, u.filename or "unnamed")
+                                                     for u in uploads])
+    except FileTooLarge as exc:
+        return json_error(413, "too_large", "nothing was stored: %s" % exc)
+    except BadName as exc:
+        return json_error(400, "bad_name", "nothing was stored: %s" % exc)
     return jsonify(files=[_file_dict(f) for f in stored]), 201
 
 
@@ -170,14 +154,9 @@ def pushes():
     """Newest first. Filters: device, state (done, failed, unconfirmed, active), ids=1,2;
     since=CURSOR gives only pushes that changed; poll again with `cursor`."""
     now = time.time()
-    try:
-        ids = [int(i) for i in request.args.get("ids", "").split(",") if i]
-    except ValueError:
-        return json_error(400, "bad_request", "ids is a comma-separated list of push ids")
-    found = find_pushes(get_db(), device=request.args.get("device"),
-                        state=request.args.get("state"), ids=ids,
-                        since=request.args.get("since", type=float),
-                        limit=min(request.args.get("limit", 50, type=int), 500))
+    q = _query(PushesQuery)
+    found = find_pushes(get_db(), device=q.device, state=q.state, ids=q.id_list(),
+                        since=q.since, limit=q.limit)
     return jsonify(pushes=found, cursor=now - CURSOR_OVERLAP)
 
 
@@ -197,19 +176,15 @@ def create_push():
     usage = ('send JSON {"files": ["<sha256>", ...], "devices": ["name"]} or '
              '{"file": "<sha256>", "as": "main.py", "devices": ["name"]}, optionally with '
              '"delete": ["name on the device", ...]')
-    body = _json_object(usage)
-    files = body.get("files", [body["file"]] if "file" in body else [])
-    delete = body.get("delete", [])
-    force = _flag(body, "force")
-    if not isinstance(delete, list) or not all(isinstance(d, str) for d in delete):
-        return json_error(400, "bad_request", "'delete' must be a list of names on the device")
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files) or \
-            not files and not delete:
+    body = parse(NewPush, _json_body())
+    files = body.files if body.files is not None else [body.file] if body.file else []
+    delete, force = body.delete, body.force
+    if not files and not delete:
         return json_error(400, "bad_request", usage)
-    devices = body.get("devices") or ([body["device"]] if body.get("device") else [])
-    if not isinstance(devices, list) or not devices or not all(isinstance(d, str) for d in devices):
+    devices = body.devices or ([body.device] if body.device else [])
+    if not devices:
         return json_error(400, "bad_request", "name at least one device in 'devices'")
-    target = body.get("as") or None
+    target = body.as_
     try:
         if target is not None:
             check_target(target)

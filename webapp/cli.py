@@ -6,6 +6,7 @@ whether or not the server is running; the server's embedded broker, or MQTT_BROK
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 
@@ -15,6 +16,7 @@ from flask.cli import with_appcontext
 
 from . import keys
 from .db import get_db
+from .filestore import FileTooLarge, NoSpace
 from .manifest import check_targets
 from .names import BadName, check_device_name
 from .push_log import FINAL
@@ -91,10 +93,15 @@ def push_command(files, device, target, force, wait, timeout, verbose):
     except ValueError as exc:
         _die(EXIT_SETUP, "cannot push: %s" % exc)
     db = get_db()
-    stored = []
-    for path in files:
-        with open(path, "rb") as f:
-            stored.append(app.extensions["dcc_ota"]["store"].save(db, f, os.path.basename(path)))
+    opened = [open(path, "rb") for path in files]
+    try:
+        stored = app.extensions["dcc_ota"]["store"].save_all(
+            db, [(f, os.path.basename(p)) for f, p in zip(opened, files)])
+    except (FileTooLarge, BadName, NoSpace, sqlite3.OperationalError) as exc:
+        _die(EXIT_SETUP, "cannot push: %s" % exc)  # (a full disk: nothing was stored)
+    finally:
+        for f in opened:
+            f.close()
     services = _connect(app)
     try:
         push_id = services.pushes.create(db, device, stored if len(stored) > 1 else stored[0],

@@ -35,7 +35,41 @@ def _handle_broker_unusable(exc):
     return render_template("error.html", code=409, name="Conflict", message=str(exc)), 409
 
 
+def _handle_no_space(exc):
+    # a full disk (the file store's or the database's): 507, and nothing half-written kept
+    message = "%s: nothing was stored; free some space and try again" % exc
+    if wants_json():
+        return json_error(507, "no_space", message)
+    return render_template("error.html", code=507, name="Insufficient Storage",
+                           message=message), 507
+
+
+def _handle_database_error(exc):
+    # "database or disk is full", or an I/O error on a disk with no room left (SQLite cannot
+    # even open its write-ahead log then), is the disk's: a 507. Any other is ours: a 500.
+    if "full" not in str(exc) and not _database_disk_full():
+        raise exc
+    from .filestore import NoSpace
+    return _handle_no_space(NoSpace("the database's disk is full"))
+
+
+def _database_disk_full():
+    import os
+
+    from flask import current_app
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(current_app.config["OTA_DATABASE"])))
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024  # not even a few pages of log
+
+
 def init_app(app):
+    import sqlite3
+
+    from .filestore import NoSpace
     from .keys import BrokerUnusable
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(BrokerUnusable, _handle_broker_unusable)
+    app.register_error_handler(NoSpace, _handle_no_space)
+    app.register_error_handler(sqlite3.OperationalError, _handle_database_error)

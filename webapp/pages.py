@@ -7,11 +7,12 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from . import keys
 from .auth import holds_secret
 from .db import get_db
-from .filestore import FileTooLarge
+from .filestore import FileTooLarge, NoSpace
 from .manifest import PROTECTED, runtime_files
 from .names import BadName, check_device_name
 from .push_log import FINAL, find_pushes
 from .pushes import PushRejected
+from .schemas import BadInput, parse_ids
 
 bp = Blueprint("pages", __name__)
 
@@ -90,17 +91,16 @@ def files():
 @bp.post("/files")
 def upload():
     """The form's own upload, for browsers without JavaScript."""
-    stored = []
-    for upload in request.files.getlist("file"):
-        if upload.filename:
-            try:
-                stored.append(_ext()["store"].save(get_db(), upload.stream, upload.filename))
-            except (FileTooLarge, BadName) as exc:
-                flash("%s was not stored: %s" % (upload.filename, exc), "error")
-    if stored:
-        flash("Stored %s." % ", ".join(f.name for f in stored), "ok")
-    elif not request.files.getlist("file"):
+    uploads = [u for u in request.files.getlist("file") if u.filename]
+    if not uploads:
         flash("Choose one or more files first.", "error")
+        return redirect(url_for(".files"))
+    try:  # all or nothing, as the API
+        stored = _ext()["store"].save_all(get_db(), [(u.stream, u.filename) for u in uploads])
+    except (FileTooLarge, BadName, NoSpace) as exc:
+        flash("Nothing was stored: %s." % exc, "error")
+        return redirect(url_for(".files"))
+    flash("Stored %s." % ", ".join(f.name for f in stored), "ok")
     return redirect(url_for(".files"))
 
 
@@ -150,9 +150,9 @@ def push():
 @bp.get("/pushes/<ids>")
 def timeline(ids):
     try:
-        wanted = [int(i) for i in ids.split(",")][:50]
-    except ValueError:
-        abort(404)
+        wanted = parse_ids(ids)[:50]
+    except BadInput:
+        abort(404)  # no push can have such an id
     pushes = find_pushes(get_db(), ids=wanted, limit=len(wanted))
     if not pushes:
         abort(404, "no such push")

@@ -12,4 +12,9 @@ def load_object(payload, limit, what):
         raise ValueError("%s is not JSON (%s)" % (what, type(exc).__name__)) from None
     if not isinstance(doc, dict):
         raise ValueError("%s is not a JSON object" % what)
+    try:  # a lone surrogate ("\ud800" escaped in JSON) is valid JSON but not text to store
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("%s has a string that is not valid Unicode (a lone surrogate)"
+                         % what) from None
     return doc

@@ -26,7 +26,8 @@ def mutations(rng):
             "interval": 10, "features": ["ext"], "files": {"main.py": "a" * 40},
             "plugins": {"lamp": {"led": False}}}
     values = [None, True, -1, 2 ** 70, 1.5e308, "", "x" * 5000, [], {}, [1, [2, [3]]],
-              "<img src=x onerror=alert(1)>", {"a": "b"}, "\x00\x01", "😀"]
+              "<img src=x onerror=alert(1)>", {"a": "b"}, "\x00\x01", "😀", "\ud800",
+              ["\udfff"], {"\ud800": 1}]
     while True:
         kind = rng.randrange(7)
         if kind == 0:
@@ -91,3 +92,24 @@ def test_the_server_survives_malformed_mqtt_and_stores_only_what_parses(server, 
         push_row(server, push_id)), 30, what="the push after the fuzz")
     assert row["state"] == "done", row
     assert (dev.flash_dir / "ok.py").read_bytes() == b"OK = 1\n"
+
+
+def test_a_lone_surrogate_in_a_heartbeat_is_refused_with_one_log_line(server, mosquitto,
+                                                                     caplog):
+    """JSON may escape half a UTF-16 pair ("\\ud800"); no database can store it. Refused
+    when parsed, like any malformed payload: one warning, no traceback, no row."""
+    payloads = {"fz-sur/status": b'{"online":true,"fw":"\\ud800"}',
+                "fz-sur2/status": b'{"online":true,"files":{"\\udfff.py":"' + b"a" * 40 + b'"}}',
+                "fz-sur3/lamp/state": b'{"led":"\\ud800"}'}
+    with MqttWatcher(mosquitto.port, topic="fz-sync2") as mq:
+        for topic, payload in payloads.items():
+            mq.publish(topic, payload, retain=False)
+        mq.publish("fz-sync2", b"done")
+        mq.wait_for("fz-sync2", timeout=30)
+    assert server.extensions["dcc_ota"]["services"].bus.sync(30)
+    with server.app_context():
+        names = {r[0] for r in get_db().execute("SELECT name FROM devices")}
+    assert not names & {"fz-sur", "fz-sur2", "fz-sur3"}
+    warnings = [r.getMessage() for r in caplog.records if "lone surrogate" in r.getMessage()]
+    assert len(warnings) == 3, warnings
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

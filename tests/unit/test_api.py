@@ -118,12 +118,13 @@ def test_a_deleted_file_leaves_the_list_and_its_bytes_but_can_come_back(app, cli
 
 
 def test_a_delete_list_of_the_wrong_shape_is_a_400_naming_the_form(client):
-    for body in ({"delete": "notes.txt", "devices": ["lamp1"]},
-                 {"delete": [1], "devices": ["lamp1"]}):
+    for body, message in (({"delete": "notes.txt", "devices": ["lamp1"]},
+                           "delete: input should be a valid list"),
+                          ({"delete": [1], "devices": ["lamp1"]},
+                           "delete.0: input should be a valid string")):
         r = client.post("/api/pushes", json=body)
         assert r.status_code == 400, body
-        assert r.json == {"error": "bad_request",
-                          "message": "'delete' must be a list of names on the device"}
+        assert r.json == {"error": "bad_request", "message": message}
     for body in ({"delete": [], "devices": ["lamp1"]}, {"files": [], "devices": ["lamp1"]}):
         r = client.post("/api/pushes", json=body)
         assert r.status_code == 400, body
@@ -135,10 +136,10 @@ def test_force_and_rotate_take_only_json_booleans(client, value):
     r = client.post("/api/pushes", json={"delete": ["main.py"], "devices": ["lamp1"],
                                          "force": value})
     assert r.status_code == 400
-    assert r.json["message"].startswith("'force' must be true or false, not ")
+    assert r.json["message"] == "force: input should be a valid boolean"
     r = client.post("/api/devices", json={"name": "lamp1", "rotate": value})
     assert r.status_code == 400
-    assert r.json["message"].startswith("'rotate' must be true or false, not ")
+    assert r.json["message"] == "rotate: input should be a valid boolean"
 
 
 @pytest.mark.parametrize("path", ["/api/pushes", "/api/devices",
@@ -160,3 +161,29 @@ def test_a_json_body_that_is_not_an_object_is_a_400(client, body):
 def test_a_delete_alone_is_a_valid_push_request(client):
     r = client.post("/api/pushes", json={"delete": ["notes.txt"], "devices": ["lamp1"]})
     assert r.status_code == 503 and r.json["error"] == "not_running"  # valid: no service here
+
+
+def test_a_multi_file_upload_with_one_bad_name_stores_none(client):
+    r = client.post("/api/files", data={"file": [(io.BytesIO(b"OK = 1\n"), "ok.py"),
+                                                 (io.BytesIO(b"EVIL = 1\n"), "../evil.py")]})
+    assert r.status_code == 400 and r.json["error"] == "bad_name"
+    assert r.json["message"].startswith("nothing was stored: ")
+    assert client.get("/api/files").json["files"] == []
+
+
+def test_a_multi_file_upload_with_one_too_large_stores_none_and_keeps_what_was_there(client):
+    before = client.post("/api/files", data={"file": (io.BytesIO(b"KEEP = 1\n"), "keep.py")})
+    assert before.status_code == 201
+    r = client.post("/api/files", data={"file": [(io.BytesIO(b"NEW = 1\n"), "new.py"),
+                                                 (io.BytesIO(b"KEEP = 1\n"), "again.py"),
+                                                 (io.BytesIO(b"x" * 5000), "big.bin")]})
+    assert r.status_code == 413 and r.json["message"].startswith("nothing was stored: ")
+    assert [f["name"] for f in client.get("/api/files").json["files"]] == ["keep.py"]
+
+
+def test_the_upload_form_is_all_or_nothing_too(client):
+    r = client.post("/files", data={"file": [(io.BytesIO(b"OK = 1\n"), "ok.py"),
+                                             (io.BytesIO(b"x"), "a\x01b.py")]},
+                    follow_redirects=True)
+    assert b"Nothing was stored: the file name has a control character" in r.data
+    assert client.get("/api/files").json["files"] == []
