@@ -11,6 +11,7 @@ from .db import get_db
 from .errors import json_error
 from .filestore import FileTooLarge
 from .names import BadName, check_device_name, check_target, is_device_name
+from .payloads import loads
 from .push_log import find_pushes, get_push
 from .pushes import PushRejected
 from .schemas import BadInput, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
@@ -24,12 +25,14 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _json_body():
-    """The request's JSON body (any JSON type), None when it is not JSON. JSON nested too deep
-    for the parser is a BadInput (get_json(silent=True) lets its RecursionError through)."""
+    """The request's JSON body (any JSON type), None when it is not sent as JSON; BadInput when
+    it is not strict JSON (payloads.loads: too deep, NaN, a key twice, a lone surrogate)."""
+    if not request.is_json:
+        return None
     try:
-        return request.get_json(silent=True)
-    except RecursionError:
-        raise BadInput("the JSON body is nested too deeply") from None
+        return loads(request.get_data(cache=True), "the JSON body")
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _query(model):
@@ -194,8 +197,8 @@ def create_push():
         return json_error(400, "rejected", str(exc))
     pushes = _services().pushes
     try:
-        ids = [pushes.create(get_db(), d, files if len(files) != 1 else files[0], target,
-                             force, delete) for d in devices]
+        ids = pushes.create_many(get_db(), devices, files if len(files) != 1 else files[0],
+                                 target, force, delete)
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202

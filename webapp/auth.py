@@ -64,6 +64,8 @@ def _guard():
         g.token_user = users.user_for_token(get_db(), token)
         if g.token_user is None:
             return json_error(401, "bad_token", "the API token is unknown or revoked")
+        if request.endpoint is None or request.endpoint == "static":
+            return None  # no such route (a 404 follows), or a public file
         if request.endpoint not in TOKEN_ENDPOINTS:
             return json_error(403, "not_for_tokens", "an API token may use the API for files, "
                                                      "pushes and devices only (docs/security.md)"
@@ -173,6 +175,8 @@ def tokens():
             holds_secret()
         except users.BadCredentials as exc:
             flash(str(exc).capitalize() + ".", "error")
+            return render_template("auth/tokens.html", created=None,
+                                   tokens=users.tokens(get_db(), current_user)), 400
     return render_template("auth/tokens.html", tokens=users.tokens(get_db(), current_user),
                            created=created)
 

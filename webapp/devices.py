@@ -1,18 +1,15 @@
 """The device registry: what each device's heartbeats said, and whether it is online now."""
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 
-from .names import MAX_TARGET, is_device_name
 from .payloads import load_object
+from .schemas import HeartbeatDoc, parse
 
 log = logging.getLogger(__name__)
 
 MAX_HEARTBEAT = 16 * 1024
-MAX_FILES = 256
-_SHA1 = re.compile(r"[0-9a-f]{40}")
 DEFAULT_INTERVAL = 10
 
 
@@ -30,16 +27,6 @@ class Heartbeat:
     reason: str = None
 
 
-def _int(doc, key, lo=0, hi=2**53):
-    value = doc.get(key)
-    if value is None:
-        return None
-    # A port without an RTC sends ints; the unix port's time.time() is a float: take both.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise ValueError("%s is not a number from %d to %d" % (key, lo, hi))
-    return int(value)
-
-
 def _short_str(doc, key, limit=64):
     value = doc.get(key)
     if value is None:
@@ -50,31 +37,22 @@ def _short_str(doc, key, limit=64):
 
 
 def parse_heartbeat(payload):
-    """A Heartbeat from a `ID/status` payload; ValueError says what is wrong with it."""
+    """A Heartbeat from a `ID/status` payload (schemas.HeartbeatDoc); ValueError says what is
+    wrong with it, the field first."""
     doc = load_object(payload, MAX_HEARTBEAT, "heartbeat")
     if not isinstance(doc.get("online"), bool):
         raise ValueError("heartbeat is not an object with a boolean 'online'")
-    if not doc["online"]:
+    if not doc["online"]:  # a last will, or "rebooting": only the reason counts
         return Heartbeat(online=False, reason=_short_str(doc, "reason"))
-    features = doc.get("features", [])
-    if not isinstance(features, list) or len(features) > 32 or not all(
-            isinstance(f, str) and len(f) <= 32 for f in features):
-        raise ValueError("features is not a list of short strings")
-    files = doc.get("files", {})
-    if not isinstance(files, dict) or len(files) > MAX_FILES:
-        raise ValueError("files is not an object of at most %d entries" % MAX_FILES)
-    for name, digest in files.items():
-        if len(name) > MAX_TARGET or not isinstance(digest, str) or not _SHA1.fullmatch(digest):
-            raise ValueError("files has a bad entry: %r" % name[:80])
-    plugins = doc.get("plugins", {})
-    if not isinstance(plugins, dict) or not all(
-            is_device_name(k) and isinstance(v, dict) for k, v in plugins.items()):
-        raise ValueError("plugins is not an object of named state objects")
+    hb = parse(HeartbeatDoc, doc)
     return Heartbeat(
-        online=True, fw=_short_str(doc, "fw", 32), uptime=_int(doc, "uptime"),
-        boot=_int(doc, "boot"), mem_free=_int(doc, "mem_free"),
-        interval=_int(doc, "interval", 1, 86400) or DEFAULT_INTERVAL,
-        features=tuple(features), files=files, plugins=plugins)
+        online=True, fw=hb.fw, uptime=_whole(hb.uptime), boot=_whole(hb.boot),
+        mem_free=_whole(hb.mem_free), interval=_whole(hb.interval) or DEFAULT_INTERVAL,
+        features=tuple(hb.features), files=hb.files, plugins=hb.plugins)
+
+
+def _whole(value):
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True)

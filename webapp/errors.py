@@ -6,7 +6,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 def wants_json():
     if request.path.startswith("/api/"):
         return True
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    # a tie (Accept: */*, as curl sends) goes to the page, as a browser would want
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
 
 

@@ -1,5 +1,6 @@
 """The naming rules of docs/protocol.md, shared by the CLI, the API and the MQTT handlers."""
 import re
+import unicodedata
 
 _DEVICE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _SEGMENT = re.compile(r"[^\x00-\x20\x7f/\\|]+")
@@ -50,6 +51,10 @@ def check_target(name):
 
 
 MAX_DISPLAY = 128
+# Unicode categories that are not seen, or that change how the rest is seen: controls (C0, C1
+# such as U+0085), format characters (U+202E right-to-left override, U+200B zero width space),
+# surrogates, private use, line and paragraph separators (U+2028, U+2029).
+_INVISIBLE = ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
 
 
 def check_display_name(name):
@@ -58,8 +63,9 @@ def check_display_name(name):
         raise BadName("the file has no name")
     if len(name) > MAX_DISPLAY:
         raise BadName("the file name is longer than %d characters" % MAX_DISPLAY)
-    if any(ord(c) < 32 or ord(c) == 127 for c in name) or "\\" in name:
-        raise BadName("the file name has a control character or a backslash: %r" % name)
+    if any(unicodedata.category(c) in _INVISIBLE for c in name) or "\\" in name:
+        raise BadName("the file name has a control, format or separator character (one "
+                      "that hides or reorders what is shown) or a backslash: %r" % name)
     if name.startswith("/"):
         raise BadName("the file name must be relative, not %r" % name)
     parts = name.split("/")

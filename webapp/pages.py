@@ -138,8 +138,9 @@ def push():
               "as they are named." % len(files), "error")
         return redirect(again)
     try:
-        ids = [_services().pushes.create(db, d, files if len(files) > 1 else files[0], target,
-                                         request.form.get("force") == "yes") for d in devices]
+        ids = _services().pushes.create_many(db, list(dict.fromkeys(devices)),
+                                             files if len(files) > 1 else files[0], target,
+                                             request.form.get("force") == "yes")
     except PushRejected as exc:
         flash("Not pushed: %s" % exc, "error")
         return redirect(again)

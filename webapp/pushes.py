@@ -21,13 +21,12 @@ from .manifest import BadPayload, Item, check_fit, check_items, manifest, manife
 from .names import check_device_name
 from .netinfo import advertise_host
 from .payloads import load_object
+from .schemas import OtaStatusDoc, parse
 from .transfer import TransferError, TransferSession
 
 log = logging.getLogger(__name__)
 
 FINAL = push_log.FINAL
-DEVICE_STATES = ("connecting", "connected", "verified", "rebooting", "failed", "confirmed",
-                 "rolled_back")
 TRANSIENT = ("no connection", "transfer broken")
 _PROGRESS_EVERY = 0.25  # seconds between progress writes to the database
 MAX_STATUS = 2048
@@ -46,18 +45,11 @@ def build_trigger(host, port, target, sha1, size=None, token=None, extra=()):
 
 
 def parse_device_status(payload):
-    """The dict of an `ID/ota/status` payload; ValueError says what is wrong with it."""
-    doc = load_object(payload, MAX_STATUS, "ota status")
-    if doc.get("state") not in DEVICE_STATES:
-        raise ValueError("ota status has no known 'state'")
-    for key in ("token", "reason", "detail", "file", "sha1"):
-        if not isinstance(doc.get(key, ""), str):
-            raise ValueError("ota status field %r is not a string" % key)
-    return {
-        "state": doc["state"], "token": doc.get("token", ""),
-        "reason": doc.get("reason", "")[:300], "detail": doc.get("detail", "")[:300],
-        "sha1": doc.get("sha1", ""),
-    }
+    """The dict of an `ID/ota/status` payload (schemas.OtaStatusDoc); ValueError says what is
+    wrong with it, the field first."""
+    st = parse(OtaStatusDoc, load_object(payload, MAX_STATUS, "ota status"))
+    return {"state": st.state, "token": st.token, "reason": st.reason[:300],
+            "detail": st.detail[:300], "sha1": st.sha1}
 
 
 class _Run:
@@ -97,6 +89,24 @@ class PushService:
         device (journaled like a replace: all or none). PushRejected says why a push cannot
         be made, checked against the device's last heartbeat where it has one.
         """
+        return self.create_many(db, [device], files, target, force, delete)[0]
+
+    def create_many(self, db, devices, files, target=None, force=False, delete=()):
+        """The same push to each of `devices`, all or none: every one is checked before any
+        is queued, so a PushRejected for one device leaves no push to the others. Returns
+        the ids in the order of `devices`."""
+        plans = [self._plan(db, device, files, target, force, delete) for device in devices]
+        if self._stopping:
+            raise PushRejected("the server is shutting down")
+        ids = []
+        for device, items in plans:
+            push_id = push_log.insert(db, device, items, force)
+            self._start(_Run(push_id, device, items, force))
+            ids.append(push_id)
+        return ids
+
+    def _plan(self, db, device, files, target, force, delete):
+        """(device, [Item]) of a push that can be made; PushRejected says why not."""
         try:
             check_device_name(device)
             refs = files if isinstance(files, (list, tuple)) else [files] if files else []
@@ -122,11 +132,7 @@ class PushService:
             raise PushRejected("%s's firmware cannot delete files over the air; update its "
                                "firmware first" % device if known else
                                "%s was never heard from: no file of it can be deleted" % device)
-        if self._stopping:
-            raise PushRejected("the server is shutting down")
-        push_id = push_log.insert(db, device, items, force)
-        self._start(_Run(push_id, device, items, force))
-        return push_id
+        return device, items
 
     def retry(self, db, push_id):
         """The same files to the same device under the same names, as a new push."""

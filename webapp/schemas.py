@@ -1,4 +1,5 @@
-"""The declared shape of every JSON request body and query string of the API (pydantic, strict).
+"""The declared shape of every JSON request body and query string of the API, and of the JSON
+that devices publish over MQTT (pydantic, strict).
 
 Nothing in a route uses a request's input before it has passed one of these: a string where a
 boolean belongs, a number beyond what SQLite stores, a lone surrogate, a field nobody reads is
@@ -6,10 +7,11 @@ a 400 that names the field (`BadInput`). Query strings are text by nature, so nu
 are converted, but bounded just the same. Names are checked by webapp/names.py afterwards:
 these models fix types and bounds, the naming rules stay in one place.
 """
-from typing import Annotated, List, Literal, Optional
+from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr,
-                      ValidationError)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat,
+                      StrictInt, StrictStr, StringConstraints, ValidationError,
+                      model_validator)
 
 SQLITE_MAX = 2 ** 63 - 1  # SQLite's INTEGER: an id beyond it cannot exist (and cannot be asked)
 MAX_IDS = 500
@@ -29,7 +31,15 @@ def _unicode(text):
 
 
 Text = Annotated[StrictStr, AfterValidator(_unicode)]
-Name = Annotated[Text, Field(min_length=1, max_length=128)]
+
+
+def _text(max_length, min_length=0, pattern=None):
+    # the bounds on the string itself (on Text they would count the validator's "items")
+    return Annotated[StrictStr, StringConstraints(min_length=min_length, max_length=max_length,
+                                                  pattern=pattern), AfterValidator(_unicode)]
+
+
+Name = _text(128, 1)
 
 
 class _Body(BaseModel):
@@ -43,7 +53,8 @@ class NewDevice(_Body):
 
 
 class NewPush(_Body):
-    """POST /api/pushes: `file` or `files` (stored files), `delete` (names on the device)."""
+    """POST /api/pushes: `file` or `files` (stored files), `delete` (names on the device);
+    `devices`, or `device` for one."""
     file: Optional[Name] = None
     files: Optional[List[Name]] = Field(None, max_length=64)
     as_: Optional[Name] = Field(None, alias="as")
@@ -51,6 +62,18 @@ class NewPush(_Body):
     device: Optional[Name] = None
     delete: List[Name] = Field(default_factory=list, max_length=64)
     force: StrictBool = False
+
+    @model_validator(mode="after")
+    def _one_way_each(self):
+        # two ways to say one thing, both used: which one was meant? refuse, do not guess
+        if self.file is not None and self.files is not None:
+            raise ValueError("give 'file' or 'files', not both")
+        if self.device is not None and self.devices is not None:
+            raise ValueError("give 'device' or 'devices', not both")
+        for name in set(self.devices or ()):
+            if self.devices.count(name) > 1:
+                raise ValueError("%s is named twice in 'devices'" % name)
+        return self
 
 
 class _Query(BaseModel):
@@ -66,7 +89,8 @@ class DevicesQuery(_Query):
 
 class PushesQuery(_Query):
     """GET /api/pushes"""
-    device: Optional[Annotated[str, AfterValidator(_unicode), Field(max_length=64)]] = None
+    device: Optional[Annotated[str, StringConstraints(max_length=64),
+                               AfterValidator(_unicode)]] = None
     state: Optional[Literal["done", "failed", "unconfirmed", "active"]] = None
     ids: Optional[Annotated[str, Field(max_length=MAX_IDS * 20)]] = None
     since: Optional[float] = None
@@ -101,5 +125,47 @@ def parse(model, data):
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise BadInput("%s: %s" % (where, first["msg"].lower())) from None
+        msg = first["msg"].replace("Value error, ", "", 1)
+        raise BadInput("%s: %s" % (where, msg[:1].lower() + msg[1:])) from None
 
+
+
+# -- MQTT: what devices publish (anyone on the broker may write it) ---------------------------
+
+class _FromDevice(BaseModel):
+    # a newer firmware may add fields: they are let be, the declared ones are strict
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+# A port without an RTC sends ints; the unix port's time.time() is a float: both, bounded.
+Count = Annotated[Union[StrictInt, StrictFloat], Field(ge=0, le=2 ** 53)]
+Short = _text(32)
+Sha1 = _text(40, 40, r"^[0-9a-f]{40}$")
+PluginName = _text(32, 1, r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class HeartbeatDoc(_FromDevice):
+    """ID/status while online (docs/protocol.md, "Heartbeat")."""
+    online: Literal[True]
+    fw: Optional[Short] = None
+    uptime: Optional[Count] = None
+    boot: Optional[Count] = None
+    mem_free: Optional[Count] = None
+    interval: Optional[Annotated[Union[StrictInt, StrictFloat], Field(ge=1, le=86400)]] = None
+    features: Annotated[List[Short], Field(max_length=32)] = []
+    files: Annotated[Dict[_text(64), Sha1], Field(max_length=256)] = {}
+    plugins: Dict[PluginName, Dict[str, Any]] = {}
+
+
+DEVICE_STATES = ("connecting", "connected", "verified", "rebooting", "failed", "confirmed",
+                 "rolled_back")
+
+
+class OtaStatusDoc(_FromDevice):
+    """ID/ota/status (docs/protocol.md, "Status")."""
+    state: Literal[DEVICE_STATES]
+    token: Text = ""
+    reason: Text = ""
+    detail: Text = ""
+    file: Text = ""
+    sha1: Text = ""

@@ -98,9 +98,16 @@ def test_a_lone_surrogate_in_a_heartbeat_is_refused_with_one_log_line(server, mo
                                                                      caplog):
     """JSON may escape half a UTF-16 pair ("\\ud800"); no database can store it. Refused
     when parsed, like any malformed payload: one warning, no traceback, no row."""
+    with MqttWatcher(mosquitto.port, topic="fz-nan/status") as mq:  # a device to aim at
+        mq.publish("fz-nan/status", b'{"online":true,"plugins":{"lamp":{"led":false}}}')
+        mq.wait_for("fz-nan/status", timeout=10)
+    registered(server, "fz-nan")
     payloads = {"fz-sur/status": b'{"online":true,"fw":"\\ud800"}',
                 "fz-sur2/status": b'{"online":true,"files":{"\\udfff.py":"' + b"a" * 40 + b'"}}',
-                "fz-sur3/lamp/state": b'{"led":"\\ud800"}'}
+                "fz-sur3/lamp/state": b'{"led":"\\ud800"}',
+                # NaN and Infinity are Python's, not JSON's: stored, they break every page
+                "fz-nan/lamp/state": b'{"led":NaN,"relay":1e400}',
+                "fz-nan/status": b'{"online":true,"plugins":{"lamp":{"led":Infinity}}}'}
     with MqttWatcher(mosquitto.port, topic="fz-sync2") as mq:
         for topic, payload in payloads.items():
             mq.publish(topic, payload, retain=False)
@@ -110,6 +117,11 @@ def test_a_lone_surrogate_in_a_heartbeat_is_refused_with_one_log_line(server, mo
     with server.app_context():
         names = {r[0] for r in get_db().execute("SELECT name FROM devices")}
     assert not names & {"fz-sur", "fz-sur2", "fz-sur3"}
-    warnings = [r.getMessage() for r in caplog.records if "lone surrogate" in r.getMessage()]
-    assert len(warnings) == 3, warnings
+    warnings = [r.getMessage() for r in caplog.records if "lone surrogate" in r.getMessage()
+                or "is not a JSON number" in r.getMessage()]
+    assert len(warnings) == len(payloads), warnings  # one line each
+    with server.app_context():
+        plugins = server.extensions["dcc_ota"]["registry"].get(get_db(), "fz-nan").plugins
+    assert plugins == {"lamp": {"led": False}}
+    json.dumps(plugins, allow_nan=False)  # what the pages poll stays JSON
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -327,3 +327,17 @@ def test_a_push_queued_behind_another_is_checked_again_when_its_turn_comes(serve
     assert (row["state"], row["reason"], row["detail"]) == (
         "failed", "rejected", "notes.txt is not on the device"), row
     assert dev.boots == 3  # the first push's reboot, no other
+
+
+def test_a_push_to_several_devices_is_refused_for_all_when_one_cannot_take_it(server, device):
+    """All or none: the device that could take it gets no push either, and its board does not
+    reboot for a request that answered 400."""
+    name, dev = device
+    done(server, name, [("notes.txt", b"landing\n")])
+    with server.app_context():
+        svc = server.extensions["dcc_ota"]["services"].pushes
+        before = get_db().execute("SELECT COUNT(*) FROM pushes").fetchone()[0]
+        with pytest.raises(PushRejected, match="ghost-lamp was never heard from"):
+            svc.create_many(get_db(), [name, "ghost-lamp"], [], None, False, ["notes.txt"])
+        assert get_db().execute("SELECT COUNT(*) FROM pushes").fetchone()[0] == before
+    assert (dev.flash_dir / "notes.txt").exists() and dev.boots == 2

@@ -185,5 +185,62 @@ def test_the_upload_form_is_all_or_nothing_too(client):
     r = client.post("/files", data={"file": [(io.BytesIO(b"OK = 1\n"), "ok.py"),
                                              (io.BytesIO(b"x"), "a\x01b.py")]},
                     follow_redirects=True)
-    assert b"Nothing was stored: the file name has a control character" in r.data
+    assert b"Nothing was stored: the file name has a control, format or separator character" \
+        in r.data
     assert client.get("/api/files").json["files"] == []
+
+
+def test_force_false_as_a_string_never_stores_a_forced_push_of_the_safe_boot_code(app, client):
+    up = client.post("/api/files", data={"file": (io.BytesIO(b"# boot\n"), "boot.py")})
+    sha256 = up.json["files"][0]["sha256"]
+    r = client.post("/api/pushes", json={"file": sha256, "as": "boot.py", "devices": ["lamp1"],
+                                         "force": "false"})
+    assert (r.status_code, r.json["message"]) == (400, "force: input should be a valid boolean")
+    with app.app_context():
+        from webapp.db import get_db
+        assert get_db().execute("SELECT COUNT(*) FROM pushes").fetchone()[0] == 0
+
+
+def test_rotate_false_as_a_string_keeps_the_devices_key(client):
+    key = client.post("/api/devices", json={"name": "lamp1"}).json["settings"]["key"]
+    r = client.post("/api/devices", json={"name": "lamp1", "rotate": "false"})
+    assert (r.status_code, r.json["message"]) == (400, "rotate: input should be a valid boolean")
+    assert client.get("/api/devices/lamp1/settings").json["key"] == key
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("/api/devices", '{"name": "lamp1", "rotate": "yes", "rotate": true}',
+     "the JSON body: the key 'rotate' is given twice"),
+    ("/api/pushes", '{"file": "a", "as": "boot.py", "as": "x.py", "devices": ["lamp1"]}',
+     "the JSON body: the key 'as' is given twice"),
+    ("/api/devices/lamp1/plugins/lamp", '{"led": NaN}', "the JSON body: NaN is not a JSON number"),
+    ("/api/devices/lamp1/plugins/lamp", '{"led": -Infinity}',
+     "the JSON body: -Infinity is not a JSON number"),
+    ("/api/devices/lamp1/plugins/lamp", '{"led": "\\ud800"}',
+     "the JSON body has a string that is not valid Unicode (a lone surrogate)"),
+    ("/api/pushes", '{"file": "a", "files": ["b"], "devices": ["lamp1"]}',
+     "body: give 'file' or 'files', not both"),
+    ("/api/pushes", '{"file": "a", "device": "x", "devices": ["y"]}',
+     "body: give 'device' or 'devices', not both"),
+    ("/api/pushes", '{"file": "a", "devices": ["lamp1", "lamp1"]}',
+     "body: lamp1 is named twice in 'devices'"),
+    ("/api/pushes", '{"file": "' + "x" * 200 + '", "devices": ["lamp1"]}',
+     "file: string should have at most 128 characters"),
+])
+def test_an_ambiguous_or_unstorable_body_is_a_400_that_says_why(client, path, body, message):
+    r = client.post(path, data=body, content_type="application/json")
+    assert r.status_code == 400 and r.json == {"error": "bad_request", "message": message}
+
+
+def test_a_token_on_a_route_that_does_not_exist_gets_a_404(app, client):
+    page = client.post("/tokens", data={"name": "script"}).data.decode()
+    token = __import__("re").search(r'<code id="new-token">([^<]+)</code>', page).group(1)
+    script = app.test_client()
+    for url in ("/api/nothing", "/api/pushes/0", "/api/pushes/%d" % 2 ** 63):
+        r = script.get(url, headers={"Authorization": "Bearer " + token})
+        assert r.status_code == 404, url
+
+
+def test_a_client_that_accepts_anything_gets_the_page_not_json(anon):
+    r = anon.get("/", headers={"Accept": "*/*"})
+    assert r.status_code == 302 and "/login" in r.location

@@ -1,6 +1,6 @@
 import pytest
 
-from webapp.names import BadName, check_device_name, check_target
+from webapp.names import BadName, check_device_name, check_display_name, check_target
 
 
 @pytest.mark.parametrize("name", ["main.py", "lib/util.py", "a" * 64, "data.bin"])
@@ -29,3 +29,16 @@ def test_good_device_names(name):
 def test_bad_device_names(name):
     with pytest.raises(BadName):
         check_device_name(name)
+
+
+@pytest.mark.parametrize("name", ["evil\u202etxt.py", "main\u200b.py", "a\u2028b.py",
+                                  "a\u0085b.py", "a\x00b.py", "a\x7fb.py", "a\ud800.py",
+                                  "a\ue000.py"])
+def test_a_shown_name_with_an_invisible_or_reordering_character_is_refused(name):
+    with pytest.raises(BadName, match="control, format or separator"):
+        check_display_name(name)
+
+
+@pytest.mark.parametrize("name", ["固件.bin", "lampe-été.py", "ملف.txt", "main.py"])
+def test_a_shown_name_in_any_language_is_fine(name):
+    assert check_display_name(name) == name
