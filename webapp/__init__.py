@@ -25,8 +25,9 @@ def create_app(test_config=None):
     app.config.update(config.from_environ(os.environ))
     if test_config is not None:
         app.config.update(test_config)
-    if not app.config.get("SECRET_KEY") and not app.config.get("OTA_SECRET_KEY"):
-        app.config["SECRET_KEY"] = _instance_secret(app.instance_path)
+    # the session key: given, or made once and kept in the instance folder
+    app.config["SECRET_KEY"] = (app.config.get("SECRET_KEY") or app.config["OTA_SECRET_KEY"]
+                                or _instance_secret(app.instance_path))
     config.finish(app.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The embedded broker logs every packet at INFO; the limiter its storage set-up.

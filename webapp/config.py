@@ -1,7 +1,6 @@
 """Settings: defaults, then instance/config.py, then OTA_* and MQTT_* environment variables."""
 import ipaddress
 import os
-import secrets
 import ssl
 
 from .device_rules import host_problem, port_problem, trigger_parser
@@ -116,8 +115,6 @@ def finish(conf):
         conf["OTA_TRANSFER_PORTS"] = parse_setting("OTA_TRANSFER_PORTS", conf["OTA_TRANSFER_PORTS"])
     _check_what_devices_see(conf)
     conf["MAX_CONTENT_LENGTH"] = conf["OTA_MAX_UPLOAD"] + 64 * 1024  # room for the form fields
-    if not conf.get("SECRET_KEY"):
-        conf["SECRET_KEY"] = conf["OTA_SECRET_KEY"] or secrets.token_hex(32)
     return conf
 
 

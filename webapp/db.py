@@ -2,7 +2,6 @@
 import sqlite3
 from importlib import resources
 
-import click
 from flask import current_app, g
 
 
@@ -30,36 +29,35 @@ def close_db(_exc=None):
 
 
 def init_db(path):
+    """Make a new database with the latest tables, or bring an older one up to date: every
+    migration numbered above its `PRAGMA user_version` runs, in order, then the version is
+    set. Version 0 is a database from before numbered migrations."""
     schema = resources.files("webapp").joinpath("schema.sql").read_text()
     conn = connect(path)
     try:
+        fresh = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+                             ).fetchone()[0] == 0
+        version = LATEST if fresh else conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, migrate in MIGRATIONS:
+            if version < number:
+                migrate(conn)
+                conn.execute("PRAGMA user_version = %d" % number)
+        # after the migrations: an index of the latest schema may name a column they add
         conn.executescript(schema)
-        if _upgrade_nullable_files(conn):
-            conn.executescript(schema)  # the indexes of the rebuilt tables
-        _add_missing_columns(conn)
+        conn.execute("PRAGMA user_version = %d" % max(version, LATEST))
     finally:
         conn.close()
 
 
-# Columns added since a table was first made: (table, column, its definition).
-_ADDED_COLUMNS = [("users", "session_epoch", "INTEGER NOT NULL DEFAULT 0")]
-
-
-def _add_missing_columns(conn):
-    for table, column, definition in _ADDED_COLUMNS:
-        if column not in [c["name"] for c in conn.execute("PRAGMA table_info(%s)" % table)]:
-            conn.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, definition))
-
-
-def _upgrade_nullable_files(conn):
-    """A database made before deletes has `file_sha256 NOT NULL` in pushes and push_files:
-    rebuild both with the column nullable (SQLite cannot drop a constraint in place; this is
-    its documented rebuild: a new table, a copy, a rename). True if it did."""
+def _nullable_files(conn):
+    """1: a push may delete files: `file_sha256` NULL in pushes and push_files. SQLite cannot
+    drop a NOT NULL in place; its documented rebuild: a new table, a copy, a rename. (A
+    database made by a schema.sql between versions may have it already.)"""
     strict = [t for t in ("pushes", "push_files") if any(
         c["name"] == "file_sha256" and c["notnull"]
         for c in conn.execute("PRAGMA table_info(%s)" % t))]
     if not strict:
-        return False
+        return
     conn.execute("PRAGMA foreign_keys=OFF")
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -78,16 +76,19 @@ def _upgrade_nullable_files(conn):
         raise
     finally:
         conn.execute("PRAGMA foreign_keys=ON")
-    return True
 
 
-@click.command("init-db")
-def init_db_command():
-    """Create the tables if they do not exist."""
-    init_db(current_app.config["OTA_DATABASE"])
-    click.echo("database ready: %s" % current_app.config["OTA_DATABASE"])
+def _session_epoch(conn):
+    """2: logout ends every session: users.session_epoch."""
+    if "session_epoch" not in [c["name"] for c in conn.execute("PRAGMA table_info(users)")]:
+        conn.execute("ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0")
+
+
+# (number, function): applied in order to a database whose user_version is below the number.
+# Add one at the end for every change of schema.sql that an existing database must get.
+MIGRATIONS = [(1, _nullable_files), (2, _session_epoch)]
+LATEST = MIGRATIONS[-1][0]
 
 
 def init_app(app):
     app.teardown_appcontext(close_db)
-    app.cli.add_command(init_db_command)

@@ -39,10 +39,6 @@ def get(db, name):
     return row["key"] if row else None
 
 
-def names(db):
-    return {r["name"] for r in db.execute("SELECT name FROM device_keys")}
-
-
 def next_counter(db, name):
     """The next trigger counter for the device, already stored: never used twice."""
     db.execute("UPDATE device_keys SET counter = counter + 1 WHERE name = ?", (name,))

@@ -16,7 +16,7 @@ import time
 
 from . import keys, push_log
 from .bus import BusError
-from .db import get_db
+from .db import connect, get_db
 from .manifest import BadPayload, Item, check_fit, check_items, manifest, manifest_sha1
 from .names import check_device_name
 from .netinfo import advertise_host
@@ -77,6 +77,7 @@ class PushService:
         self._queues = {}         # device -> push ids in order: one push at a time, FIFO
         self._threads = []
         self._stopping = False
+        self._unrecorded = set()  # ids whose thread ended here without recording the end
 
     # -- starting, waiting, stopping -------------------------------------------------------
 
@@ -168,10 +169,16 @@ class PushService:
         return run.finished.wait(timeout) if run else True
 
     def cancel(self, push_id, reason="cancelled", detail="cancelled by the user"):
-        """End a running push with `reason`, wherever it is; False if it is not running."""
+        """End a push that is not final with `reason`, wherever it is; False if it has ended
+        (or another process runs it). A push whose thread here ended without recording it is
+        ended in the database (call in an app context)."""
         run = self._runs.get(push_id)
         if run is None:
-            return False
+            if push_id not in self._unrecorded:
+                return False
+            push_log.finish(get_db(), push_id, "failed", reason, detail)
+            self._unrecorded.discard(push_id)
+            return True
         run.cancelled = (reason, detail)
         run.events.put(("cancel", (reason, detail)))
         with self._lock:
@@ -246,17 +253,34 @@ class PushService:
                     finally:
                         self._active.pop(run.device, None)
             except TransferError as exc:
-                push_log.finish(db, run.id, "failed", exc.reason, exc.detail)
+                self._end(db, run, exc.reason, exc.detail)
             except BusError as exc:
-                push_log.finish(db, run.id, "failed", "broker unreachable", str(exc))
+                self._end(db, run, "broker unreachable", str(exc))
             except Exception as exc:  # the thread's boundary: never leave a push hanging
                 log.exception("push %d crashed", run.id)
-                push_log.finish(db, run.id, "failed", "server error", repr(exc))
+                self._end(db, run, "server error", repr(exc))
             finally:
                 with self._lock:
                     self._runs.pop(run.id, None)
                 run.finished.set()
                 log.info("push %d to %s ended", run.id, run.device)
+
+    def _end(self, db, run, reason, detail):
+        """Record the push as failed. The recording itself may fail (the database busy or its
+        disk full): then once more on a fresh connection, and a failure of that is logged.
+        The thread ends either way, and cancel() finishes a row left behind."""
+        for attempt in (1, 2):
+            try:
+                if attempt == 2:
+                    db = connect(self.app.config["OTA_DATABASE"])
+                push_log.finish(db, run.id, "failed", reason, detail)
+                return
+            except Exception:  # noqa: BLE001 (what went wrong is logged; nothing else can)
+                if attempt == 2:
+                    log.exception("push %d: could not record its failure (%s)", run.id, reason)
+                    self._unrecorded.add(run.id)  # cancel() can still end it
+                else:
+                    log.warning("push %d: recording its failure failed; trying again", run.id)
 
     @contextlib.contextmanager
     def _turn(self, run):

@@ -103,10 +103,6 @@ class FlashImage:
                 self.path, (out.stderr or out.stdout).decode(errors="replace").strip()))
         return json.loads(out.stdout)
 
-    def write(self, files, mkfs=False):
-        """Write {name: bytes} into the image (formatting it first with mkfs)."""
-        self._run(files, mkfs, dump=False)
-
     def seed(self, files, settings):
         """Format the image with the files of `files` (a folder) on first use; (re)write
         settings.json (bytes) every time, as the folder mode does."""

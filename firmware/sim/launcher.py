@@ -93,7 +93,6 @@ class SimDevice:
         self.precompiled_shims = precompiled_shims
         self._shims = None  # the precompiled shims' folder, when used
         self.boots = 0
-        self.exit_codes = []
         # Power cuts: kill_at names an update step (machine.sim_step in the firmware); the
         # boot that reaches it is SIGKILLed there, once. set kill_at again for another.
         self.kill_at = kill_at
@@ -264,7 +263,6 @@ class SimDevice:
             rc = proc.wait()
             proc.stdout.close()
             dog.join()
-            self.exit_codes.append(rc)
             if self._stop.is_set():
                 break
             if rc == RESET_EXIT_CODE or cut:

@@ -10,7 +10,7 @@ window.DccLive = (() => {
   // Calls onData(json) for url, again and again: about once a second while the page is
   // visible, every 10 s while it is hidden, slower after errors. Each request carries the
   // cursor of the previous answer, so only what changed comes back.
-  function poll(url, onData, onError) {
+  function poll(url, onData) {
     let cursor = null;
     let timer = null;
     let failures = 0;
@@ -24,9 +24,8 @@ window.DccLive = (() => {
         cursor = data.cursor;
         failures = 0;
         onData(data);
-      } catch (err) {
-        failures = Math.min(failures + 1, 5);
-        if (onError) onError(err);
+      } catch {
+        failures = Math.min(failures + 1, 5); // slower after errors, until one succeeds
       }
       schedule();
     }

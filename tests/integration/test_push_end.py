@@ -1,0 +1,65 @@
+"""Issue 11, fault 2: whatever happens inside a push, it ends in a final state with a reason,
+and cancel works on every push that is not final: here the failure path itself fails (the
+database refuses the write that records the failure)."""
+import io
+import sqlite3
+
+import pytest
+
+from tests.support.app import finished, push_row, registered, take_offline
+from tests.support.waiting import wait_until
+from webapp import push_log
+from webapp.db import get_db
+
+pytestmark = pytest.mark.integration
+
+
+def refusing(times):
+    """push_log.finish that raises `times` times (the database busy), then works."""
+    real = push_log.finish
+    left = [times]
+
+    def finish(*args, **kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return real(*args, **kwargs)
+    return finish
+
+
+def offline_push(server, devices, unique):
+    name = unique("end")
+    dev = devices(name)
+    registered(server, name)
+    take_offline(server, dev)
+    with server.app_context():
+        f = server.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(b"E = 1\n"), "e.py")
+        return server.extensions["dcc_ota"]["services"].pushes.create(get_db(), name, f)
+
+
+def test_a_failure_that_cannot_be_recorded_at_once_is_recorded_on_a_second_try(
+        server, devices, unique, monkeypatch):
+    monkeypatch.setattr(push_log, "finish", refusing(1))
+    push_id = offline_push(server, devices, unique)
+
+    row = finished(server, push_id, timeout=30)
+
+    assert (row["state"], row["reason"]) == ("failed", "device offline"), row
+
+
+def test_a_push_whose_end_could_not_be_recorded_can_still_be_cancelled(server, devices, unique,
+                                                                       monkeypatch):
+    services = server.extensions["dcc_ota"]["services"]
+    monkeypatch.setattr(push_log, "finish", refusing(2))
+    push_id = offline_push(server, devices, unique)
+    wait_until(lambda: services.pushes.wait(push_id, 0.5), 30, what="the push thread to end")
+    assert push_row(server, push_id)["state"] == "waiting"  # left behind by its thread
+    monkeypatch.undo()
+
+    with server.app_context():
+        assert services.pushes.cancel(push_id) is True
+
+    row = push_row(server, push_id)
+    assert (row["state"], row["reason"]) == ("failed", "cancelled"), row
+    with server.app_context():
+        assert services.pushes.cancel(push_id) is False  # final now
