@@ -1,21 +1,4 @@
-"""The WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app`, `flask --app wsgi ...`."""
-import sys
-
-from webapp import create_app
-from webapp.cli import EXIT_SETUP
-from webapp.config import ConfigError
-
-
-def _setup_exit_code():
-    # Under gunicorn only its "app failed to load" code stops the master: any other has it
-    # start a new worker, which fails the same way, forever. The CLI's code is 2.
-    gunicorn = sys.modules.get("gunicorn.arbiter")
-    return gunicorn.Arbiter.APP_LOAD_ERROR if gunicorn else EXIT_SETUP
-
-
-try:
-    app = create_app()
-except ConfigError as exc:
-    # A bad setting is the user's to fix: its one line, no traceback.
-    print("cannot start: %s" % exc, file=sys.stderr)
-    sys.exit(_setup_exit_code())
+"""The WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app`, `flask --app wsgi ...`.
+The app and its start-up checks live in webapp/wsgi.py, so that an installed wheel has them
+too (`webapp.wsgi:app`)."""
+from webapp.wsgi import app  # noqa: F401

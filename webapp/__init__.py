@@ -6,19 +6,18 @@ import secrets
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from . import config, db
+from . import assets, config, db
 from .devices import Registry
 from .filestore import FileStore
 from .schemas import SQLITE_MAX
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def create_app(test_config=None):
     """Build the app. Services (broker, MQTT, pushes) are not started here: see services.py."""
     app = Flask(__name__, instance_relative_config=True,
-                template_folder=os.path.join(_ROOT, "templates"),
-                static_folder=os.path.join(_ROOT, "static"))
+                template_folder=str(assets.folder("templates")),
+                static_folder=str(assets.folder("static")))
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(config.defaults(app.instance_path))
     app.config.from_pyfile("config.py", silent=True)

@@ -8,8 +8,16 @@ import functools
 import os
 import types
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRIGGER_PARSER = os.path.join(_ROOT, "firmware", "ota_trigger.py")
+from . import assets
+
+def _trigger_parser_path():
+    try:
+        return os.path.join(assets.folder("firmware"), "ota_trigger.py")
+    except assets.AssetsMissing:
+        return os.path.join("firmware", "ota_trigger.py")  # named as missing below
+
+
+TRIGGER_PARSER = _trigger_parser_path()
 
 # The rest of a sample extended trigger: file name, sha1, size, token.
 _SAMPLE_TAIL = "x.py|%s|0|%s" % ("0" * 40, "0" * 32)

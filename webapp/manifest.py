@@ -6,13 +6,13 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from . import assets
 from .names import RESERVED, check_target
 
 MAX_FILES = 8
 MAX_MANIFEST = 1024
 # The safe-boot code (as source or precompiled): a broken one can stop a board from booting.
 PROTECTED = ("boot.py", "safeboot.py", "safeboot.mpy", "probation.py", "probation.mpy")
-_FIRMWARE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
 
 
 @functools.lru_cache(maxsize=1)
@@ -21,8 +21,8 @@ def runtime_files():
     and its precompiled .mpy): without them a device cannot stay reachable, so a delete of
     one needs force, as a replace of the safe-boot code does."""
     try:
-        mods = [n[:-3] for n in os.listdir(_FIRMWARE) if n.endswith(".py")]
-    except OSError:
+        mods = [n[:-3] for n in os.listdir(assets.folder("firmware")) if n.endswith(".py")]
+    except (OSError, assets.AssetsMissing):
         mods = []
     return frozenset(m + ext for m in mods for ext in (".py", ".mpy"))
 

@@ -18,12 +18,14 @@ import sys
 import threading
 from pathlib import Path
 
+from webapp import assets
+
 from . import flash, precompile
 from .tools import find_command
 
 RESET_EXIT_CODE = 99  # keep equal to shims/machine.py
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
-FIRMWARE_DIR = Path(__file__).resolve().parent.parent
+FIRMWARE_DIR = assets.folder("firmware")  # the board files: in the checkout, or installed
 CRASH_RESTART_S = 1.0
 # What a board's C start-up does: boot.py then main.py from the flash (the cwd), after
 # mounting the flash image in that mode (shims/simflash.py). Passed with -c, not run as a
@@ -352,6 +354,9 @@ def main(argv=None):
             pass
     except KeyboardInterrupt:
         pass
+    except (MicroPythonMissing, precompile.MpyCrossMissing) as e:
+        print("ota-sim: %s" % e, file=sys.stderr)  # a missing tool: its one line
+        return 2
     finally:
         for d in devices:
             d.stop()

@@ -1,0 +1,236 @@
+"""The JSON API under /api/: files, devices, pushes. Routes parse, call a service, answer."""
+import json
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import keys
+from .auth import holds_secret
+from .bus import BusError
+from .db import get_db
+from .errors import json_error
+from .filestore import FileTooLarge
+from .names import BadName, check_device_name, check_target, is_device_name
+from .payloads import loads
+from .push_log import find_pushes, get_push
+from .pushes import PushRejected
+from .schemas import BadInput, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
+
+MAX_COMMAND = 512
+# A write stamped just before a poll may commit just after it: the next poll looks back this
+# far too. Sending a row twice is harmless; missing one is not.
+CURSOR_OVERLAP = 1.0
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _json_body():
+    """The request's JSON body (any JSON type), None when it is not sent as JSON; BadInput when
+    it is not strict JSON (payloads.loads: too deep, NaN, a key twice, a lone surrogate)."""
+    if not request.is_json:
+        return None
+    try:
+        return loads(request.get_data(cache=True), "the JSON body")
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _query(model):
+    return parse(model, request.args.to_dict())
+
+
+@bp.errorhandler(BadInput)
+def _bad_input(exc):
+    return json_error(400, "bad_request", str(exc))
+
+
+def _ext():
+    return current_app.extensions["dcc_ota"]
+
+
+def _file_dict(f):
+    return {"sha256": f.sha256, "sha1": f.sha1, "size": f.size, "name": f.name,
+            "uploaded_at": f.uploaded_at}
+
+
+@bp.get("/health")
+def health():
+    services = _ext().get("services")
+    connected = bool(services and services.bus.connected.is_set())
+    return jsonify(ok=True, mqtt_connected=connected,
+                   broker=services.bus.where() if services else None,
+                   mqtt_refused=services.bus.refused if services else None)
+
+
+@bp.get("/devices")
+def devices():
+    """All devices, or with ?since=CURSOR only those that changed; poll again with `cursor`."""
+    now = time.time()
+    since = _query(DevicesQuery).since
+    registry = _ext()["registry"]
+    found = registry.all(get_db(), now) if since is None else registry.changed(get_db(), since, now)
+    return jsonify(devices=[d.to_dict() for d in found], cursor=now - CURSOR_OVERLAP)
+
+
+@bp.post("/devices")
+def add_device():
+    """Make a device's secret key; answers the settings.json to put on the board."""
+    body = parse(NewDevice, _json_body())
+    name = body.name
+    try:
+        keys.device_broker(current_app)  # before the key: no settings.json it cannot use
+        key = keys.add(get_db(), check_device_name(name), rotate=body.rotate)
+    except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
+        return json_error(400, "rejected", str(exc))
+    holds_secret()
+    return jsonify(name=name, settings=keys.settings(current_app, name, key)), 201
+
+
+@bp.get("/devices/<name>/settings")
+def device_settings(name):
+    key = keys.get(get_db(), name)
+    if key is None:
+        return json_error(404, "not_found", "%r was never added, so it has no key" % name)
+    holds_secret()
+    return jsonify(keys.settings(current_app, name, key))
+
+
+@bp.get("/devices/<name>")
+def device(name):
+    d = _ext()["registry"].get(get_db(), name)
+    if d is None:
+        return json_error(404, "not_found", "no device named %r has sent a heartbeat" % name)
+    return jsonify(d.to_dict())
+
+
+@bp.post("/devices/<name>/plugins/<plugin>")
+def plugin_command(name, plugin):
+    """Send a command to a plugin: the JSON body goes to NAME/PLUGIN/set as it is."""
+    if not (is_device_name(name) and is_device_name(plugin)):
+        return json_error(400, "bad_name", "device and plugin names are letters, digits, _ and -")
+    body = _json_body()
+    if not isinstance(body, dict) or not body:
+        return json_error(400, "bad_request", 'send a JSON object, e.g. {"led": false}')
+    payload = json.dumps(body, separators=(",", ":"))
+    if len(payload) > MAX_COMMAND:
+        return json_error(400, "too_large", "a command is at most %d bytes" % MAX_COMMAND)
+    try:
+        _services().bus.publish("%s/%s/set" % (name, plugin), payload)
+    except BusError as exc:
+        return json_error(503, "broker_unreachable", str(exc))
+    return jsonify(sent=payload), 202
+
+
+@bp.get("/files")
+def files():
+    db = get_db()
+    carriers = _ext()["registry"].carriers(db)
+    return jsonify(files=[dict(_file_dict(f), devices=carriers.get(f.sha1, []))
+                          for f in _ext()["store"].all(db)])
+
+
+@bp.delete("/files/<sha256>")
+def delete_file(sha256):
+    if not _ext()["store"].delete(get_db(), sha256.lower()):
+        return json_error(404, "not_found", "no stored file %s" % sha256)
+    return "", 204
+
+
+@bp.post("/files")
+def upload():
+    uploads = request.files.getlist("file")
+    if not uploads:
+        return json_error(400, "no_file", "send the file in a multipart field named 'file'")
+    # all or nothing: one bad file of several stores none of them
+    try:
+        stored = _ext()["store"].save_all(get_db(), [(u.stream, u.filename or "unnamed")
+                                                     for u in uploads])
+    except FileTooLarge as exc:
+        return json_error(413, "too_large", "nothing was stored: %s" % exc)
+    except BadName as exc:
+        return json_error(400, "bad_name", "nothing was stored: %s" % exc)
+    return jsonify(files=[_file_dict(f) for f in stored]), 201
+
+
+@bp.get("/pushes")
+def pushes():
+    """Newest first. Filters: device, state (done, failed, unconfirmed, active), ids=1,2;
+    since=CURSOR gives only pushes that changed; poll again with `cursor`."""
+    now = time.time()
+    q = _query(PushesQuery)
+    found = find_pushes(get_db(), device=q.device, state=q.state, ids=q.id_list(),
+                        since=q.since, limit=q.limit)
+    return jsonify(pushes=found, cursor=now - CURSOR_OVERLAP)
+
+
+@bp.get("/pushes/<int:push_id>")
+def push(push_id):
+    found = get_push(get_db(), push_id)
+    if found is None:
+        return json_error(404, "not_found", "no push %d" % push_id)
+    return jsonify(found)
+
+
+@bp.post("/pushes")
+def create_push():
+    """One push per device. `file` (one) or `files` (a bundle); `as` renames one file;
+    `delete` names files to delete on the device in the same update; `force` allows
+    replacing the safe-boot code and deleting the runtime."""
+    usage = ('send JSON {"files": ["<sha256>", ...], "devices": ["name"]} or '
+             '{"file": "<sha256>", "as": "main.py", "devices": ["name"]}, optionally with '
+             '"delete": ["name on the device", ...]')
+    body = parse(NewPush, _json_body())
+    files = body.files if body.files is not None else [body.file] if body.file else []
+    delete, force = body.delete, body.force
+    if not files and not delete:
+        return json_error(400, "bad_request", usage)
+    devices = body.devices or ([body.device] if body.device else [])
+    if not devices:
+        return json_error(400, "bad_request", "name at least one device in 'devices'")
+    target = body.as_
+    try:
+        if target is not None:
+            check_target(target)
+        for device in devices:
+            check_device_name(device)
+    except BadName as exc:
+        return json_error(400, "rejected", str(exc))
+    pushes = _services().pushes
+    try:
+        ids = pushes.create_many(get_db(), devices, files if len(files) != 1 else files[0],
+                                 target, force, delete)
+    except PushRejected as exc:
+        return json_error(400, "rejected", str(exc))
+    return jsonify(pushes=ids), 202
+
+
+@bp.post("/pushes/<int:push_id>/cancel")
+def cancel_push(push_id):
+    if not _services().pushes.cancel(push_id):
+        return json_error(409, "not_running", "push %d is not running" % push_id)
+    return jsonify(cancelled=push_id), 202
+
+
+@bp.post("/pushes/<int:push_id>/retry")
+def retry_push(push_id):
+    try:
+        new_id = _services().pushes.retry(get_db(), push_id)
+    except PushRejected as exc:
+        return json_error(400, "rejected", str(exc))
+    return jsonify(pushes=[new_id]), 202
+
+
+class NotRunning(Exception):
+    """The services (MQTT, pushes) are not running in this process."""
+
+
+def _services():
+    services = _ext().get("services")
+    if services is None:
+        raise NotRunning()
+    return services
+
+
+@bp.errorhandler(NotRunning)
+def _not_running(_exc):
+    return json_error(503, "not_running", "the push service is not running in this process")

@@ -1,0 +1,94 @@
+"""SQLite storage: one connection per app context, shared by requests and service threads."""
+import sqlite3
+from importlib import resources
+
+from flask import current_app, g
+
+
+def connect(path):
+    # Requests, the MQTT thread, push threads and the CLI may all write at once: WAL lets
+    # readers go on during a write, and the busy timeout makes writers queue instead of failing.
+    conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def get_db():
+    if "db" not in g:
+        g.db = connect(current_app.config["OTA_DATABASE"])
+    return g.db
+
+
+def close_db(_exc=None):
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def init_db(path):
+    """Make a new database with the latest tables, or bring an older one up to date: every
+    migration numbered above its `PRAGMA user_version` runs, in order, then the version is
+    set. Version 0 is a database from before numbered migrations."""
+    schema = resources.files("webapp").joinpath("schema.sql").read_text()
+    conn = connect(path)
+    try:
+        fresh = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+                             ).fetchone()[0] == 0
+        version = LATEST if fresh else conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, migrate in MIGRATIONS:
+            if version < number:
+                migrate(conn)
+                conn.execute("PRAGMA user_version = %d" % number)
+        # after the migrations: an index of the latest schema may name a column they add
+        conn.executescript(schema)
+        conn.execute("PRAGMA user_version = %d" % max(version, LATEST))
+    finally:
+        conn.close()
+
+
+def _nullable_files(conn):
+    """1: a push may delete files: `file_sha256` NULL in pushes and push_files. SQLite cannot
+    drop a NOT NULL in place; its documented rebuild: a new table, a copy, a rename. (A
+    database made by a schema.sql between versions may have it already.)"""
+    strict = [t for t in ("pushes", "push_files") if any(
+        c["name"] == "file_sha256" and c["notnull"]
+        for c in conn.execute("PRAGMA table_info(%s)" % t))]
+    if not strict:
+        return
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for table in strict:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (table,)).fetchone()[0]
+            new = sql.replace("file_sha256 TEXT NOT NULL", "file_sha256 TEXT", 1).replace(
+                table, table + "_upgrade", 1)
+            conn.execute(new)
+            conn.execute("INSERT INTO %s_upgrade SELECT * FROM %s" % (table, table))
+            conn.execute("DROP TABLE %s" % table)
+            conn.execute("ALTER TABLE %s_upgrade RENAME TO %s" % (table, table))
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _session_epoch(conn):
+    """2: logout ends every session: users.session_epoch."""
+    if "session_epoch" not in [c["name"] for c in conn.execute("PRAGMA table_info(users)")]:
+        conn.execute("ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0")
+
+
+# (number, function): applied in order to a database whose user_version is below the number.
+# Add one at the end for every change of schema.sql that an existing database must get.
+MIGRATIONS = [(1, _nullable_files), (2, _session_epoch)]
+LATEST = MIGRATIONS[-1][0]
+
+
+def init_app(app):
+    app.teardown_appcontext(close_db)

@@ -1,0 +1,163 @@
+"""The device registry: what each device's heartbeats said, and whether it is online now."""
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from .payloads import load_object
+from .schemas import HeartbeatDoc, parse
+
+log = logging.getLogger(__name__)
+
+MAX_HEARTBEAT = 16 * 1024
+DEFAULT_INTERVAL = 10
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    online: bool
+    fw: str = None
+    uptime: int = None
+    boot: int = None
+    mem_free: int = None
+    interval: int = DEFAULT_INTERVAL
+    features: tuple = ()
+    files: dict = field(default_factory=dict)
+    plugins: dict = field(default_factory=dict)
+    reason: str = None
+
+
+def _short_str(doc, key, limit=64):
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValueError("%s is not a string of at most %d characters" % (key, limit))
+    return value
+
+
+def parse_heartbeat(payload):
+    """A Heartbeat from a `ID/status` payload (schemas.HeartbeatDoc); ValueError says what is
+    wrong with it, the field first."""
+    doc = load_object(payload, MAX_HEARTBEAT, "heartbeat")
+    if not isinstance(doc.get("online"), bool):
+        raise ValueError("heartbeat is not an object with a boolean 'online'")
+    if not doc["online"]:  # a last will, or "rebooting": only the reason counts
+        return Heartbeat(online=False, reason=_short_str(doc, "reason"))
+    hb = parse(HeartbeatDoc, doc)
+    return Heartbeat(
+        online=True, fw=hb.fw, uptime=_whole(hb.uptime), boot=_whole(hb.boot),
+        mem_free=_whole(hb.mem_free), interval=_whole(hb.interval) or DEFAULT_INTERVAL,
+        features=tuple(hb.features), files=hb.files, plugins=hb.plugins)
+
+
+def _whole(value):
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    online: bool
+    last_seen: float
+    first_seen: float
+    uptime: int
+    boot: int
+    mem_free: int
+    fw: str
+    interval: int
+    features: tuple
+    files: dict
+    plugins: dict
+    note: str
+
+    @property
+    def extended(self):
+        """Whether it takes the extended trigger (size and one-time token)."""
+        return "ext" in self.features
+
+    @property
+    def secure(self):
+        """Whether it takes only signed triggers (it has a key); others obey anyone on the broker."""
+        return "sig" in self.features
+
+    def to_dict(self):
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["features"] = list(self.features)
+        d["secure"] = self.secure
+        return d
+
+
+def _device(row, misses, now):
+    interval = row["interval"] or DEFAULT_INTERVAL
+    # Brokers do not always deliver a last will (amqtt never does for a silent client), so a
+    # device that missed `misses` heartbeats is offline whatever its last message said.
+    fresh = now - row["last_seen"] <= interval * misses + 1
+    return Device(
+        name=row["name"], online=bool(row["online"]) and fresh, last_seen=row["last_seen"],
+        first_seen=row["first_seen"], uptime=row["uptime"], boot=row["boot"],
+        mem_free=row["mem_free"], fw=row["fw"], interval=interval,
+        features=tuple(json.loads(row["features"])), files=json.loads(row["files"]),
+        plugins=json.loads(row["plugins"]),
+        note=row["note"] if fresh or not row["online"] else "missed %d heartbeats" % misses)
+
+
+class Registry:
+    def __init__(self, misses=3):
+        self.misses = misses
+
+    def record(self, db, name, hb, now=None):
+        now = time.time() if now is None else now
+        if not hb.online:
+            # A last will or a reboot notice: keep what the device last told us.
+            db.execute(
+                "INSERT INTO devices (name, online, first_seen, last_seen, note, updated_at)"
+                " VALUES (?,0,?,?,?,?) ON CONFLICT (name) DO UPDATE SET online = 0,"
+                " note = excluded.note, updated_at = excluded.updated_at",
+                (name, now, now, hb.reason, now))
+            return
+        db.execute(
+            "INSERT INTO devices (name, online, first_seen, last_seen, uptime, boot, mem_free, fw,"
+            " interval, features, files, plugins, note, updated_at)"
+            " VALUES (?,1,?,?,?,?,?,?,?,?,?,?,NULL,?)"
+            " ON CONFLICT (name) DO UPDATE SET online = 1, last_seen = excluded.last_seen,"
+            " uptime = excluded.uptime, boot = excluded.boot, mem_free = excluded.mem_free,"
+            " fw = excluded.fw, interval = excluded.interval, features = excluded.features,"
+            " files = excluded.files, plugins = excluded.plugins, note = NULL,"
+            " updated_at = excluded.updated_at",
+            (name, now, now, hb.uptime, hb.boot, hb.mem_free, hb.fw, hb.interval,
+             json.dumps(list(hb.features)), json.dumps(hb.files), json.dumps(hb.plugins), now))
+
+    def record_plugin_state(self, db, name, plugin, state):
+        row = db.execute("SELECT plugins FROM devices WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return
+        plugins = json.loads(row["plugins"])
+        plugins[plugin] = state
+        db.execute("UPDATE devices SET plugins = ?, updated_at = ? WHERE name = ?",
+                   (json.dumps(plugins), time.time(), name))
+
+    def get(self, db, name, now=None):
+        row = db.execute("SELECT * FROM devices WHERE name = ?", (name,)).fetchone()
+        return _device(row, self.misses, time.time() if now is None else now) if row else None
+
+    def all(self, db, now=None):
+        now = time.time() if now is None else now
+        rows = db.execute("SELECT * FROM devices ORDER BY name").fetchall()
+        return [_device(r, self.misses, now) for r in rows]
+
+    def carriers(self, db):
+        """sha1 -> names of the devices reporting a file with that hash."""
+        found = {}
+        for d in self.all(db):
+            for digest in set(d.files.values()):
+                found.setdefault(digest, []).append(d.name)
+        return found
+
+    def changed(self, db, since, now):
+        """Devices whose row changed after `since`, or that went stale in (since, now]."""
+        rows = db.execute(
+            "SELECT * FROM devices WHERE updated_at > ? OR (online = 1 AND"
+            " last_seen + interval * ? + 1 > ? AND last_seen + interval * ? + 1 <= ?)"
+            " ORDER BY name", (since, self.misses, since, self.misses, now)).fetchall()
+        return [_device(r, self.misses, now) for r in rows]

@@ -1,0 +1,76 @@
+"""One error format: JSON `{"error", "message"}` for the API, a small page for browsers."""
+from flask import jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+
+def wants_json():
+    if request.path.startswith("/api/"):
+        return True
+    # a tie (Accept: */*, as curl sends) goes to the page, as a browser would want
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def json_error(status, error, message):
+    response = jsonify(error=error, message=message)
+    response.status_code = status
+    return response
+
+
+def _handle_http(exc):
+    message = exc.description
+    if isinstance(exc, RequestEntityTooLarge):
+        from flask import current_app
+        message = "the upload is larger than the limit of %d bytes (OTA_MAX_UPLOAD)" % (
+            current_app.config["OTA_MAX_UPLOAD"])
+    error = (exc.name or "error").lower().replace(" ", "_")
+    if wants_json():
+        return json_error(exc.code, error, message)
+    return render_template("error.html", code=exc.code, name=exc.name, message=message), exc.code
+
+
+def _handle_broker_unusable(exc):
+    # a device's settings.json would name a broker address the device cannot use
+    if wants_json():
+        return json_error(409, "broker_unusable", str(exc))
+    return render_template("error.html", code=409, name="Conflict", message=str(exc)), 409
+
+
+def _handle_no_space(exc):
+    # a full disk (the file store's or the database's): 507, and nothing half-written kept
+    message = "%s: nothing was stored; free some space and try again" % exc
+    if wants_json():
+        return json_error(507, "no_space", message)
+    return render_template("error.html", code=507, name="Insufficient Storage",
+                           message=message), 507
+
+
+def _handle_database_error(exc):
+    # "database or disk is full", or an I/O error on a disk with no room left (SQLite cannot
+    # even open its write-ahead log then), is the disk's: a 507. Any other is ours: a 500.
+    if "full" not in str(exc) and not _database_disk_full():
+        raise exc
+    from .filestore import NoSpace
+    return _handle_no_space(NoSpace("the database's disk is full"))
+
+
+def _database_disk_full():
+    import os
+
+    from flask import current_app
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(current_app.config["OTA_DATABASE"])))
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024  # not even a few pages of log
+
+
+def init_app(app):
+    import sqlite3
+
+    from .filestore import NoSpace
+    from .keys import BrokerUnusable
+    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(BrokerUnusable, _handle_broker_unusable)
+    app.register_error_handler(NoSpace, _handle_no_space)
+    app.register_error_handler(sqlite3.OperationalError, _handle_database_error)

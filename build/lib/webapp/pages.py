@@ -1,0 +1,191 @@
+"""Browser pages. Each works without JavaScript; the scripts in static/js make them live."""
+import json
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
+
+from . import keys
+from .auth import holds_secret
+from .db import get_db
+from .filestore import FileTooLarge, NoSpace
+from .manifest import PROTECTED, runtime_files
+from .names import BadName, check_device_name
+from .push_log import FINAL, find_pushes
+from .pushes import PushRejected
+from .schemas import BadInput, parse_ids
+
+bp = Blueprint("pages", __name__)
+
+OUTCOMES = ("done", "failed", "unconfirmed", "active")
+
+
+def _ext():
+    return current_app.extensions["dcc_ota"]
+
+
+def _services():
+    services = _ext().get("services")
+    if services is None:
+        abort(503, "the push service is not running in this process")
+    return services
+
+
+@bp.get("/")
+def devices():
+    return render_template("pages/devices.html", devices=_ext()["registry"].all(get_db()),
+                           guarded=sorted(set(PROTECTED) | runtime_files()))
+
+
+@bp.post("/devices/<name>/delete")
+def delete_on_device(name):
+    """Delete one file on a device: a push of its own, journaled (a rollback restores it)."""
+    target = request.form.get("name", "")
+    try:
+        push_id = _services().pushes.create(get_db(), name, [], None,
+                                            request.form.get("force") == "yes", [target])
+    except PushRejected as exc:
+        flash("Not deleted: %s" % exc, "error")
+        return redirect(url_for(".devices"))
+    flash("Deleting %s on %s." % (target, name), "ok")
+    return redirect(url_for(".timeline", ids=push_id))
+
+
+@bp.route("/devices/add", methods=["GET", "POST"])
+def add_device():
+    """Make a device's key and show the settings.json to put on the board with the runtime."""
+    if request.method == "GET":
+        return render_template("pages/device_add.html")
+    name = request.form.get("name", "").strip()
+    try:
+        keys.device_broker(current_app)  # before the key: no settings.json it cannot use
+        key = keys.add(get_db(), check_device_name(name), request.form.get("rotate") == "yes")
+    except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
+        flash(str(exc), "error")
+        return render_template("pages/device_add.html", name=name), 400
+    settings = keys.settings(current_app, name, key)
+    holds_secret()
+    return render_template("pages/device_added.html", name=name,
+                           settings=json.dumps(settings, indent=2))
+
+
+@bp.get("/devices/<name>/settings.json")
+def device_settings(name):
+    key = keys.get(get_db(), name)
+    if key is None:
+        abort(404, "%s was never added, so it has no key" % name)
+    response = current_app.response_class(json.dumps(keys.settings(current_app, name, key),
+                                                     indent=2) + "\n", mimetype="application/json")
+    response.headers["Content-Disposition"] = "attachment; filename=settings.json"
+    holds_secret()
+    return response
+
+
+@bp.get("/files")
+def files():
+    db = get_db()
+    return render_template("pages/files.html", files=_ext()["store"].all(db),
+                           carriers=_ext()["registry"].carriers(db),
+                           max_upload=current_app.config["OTA_MAX_UPLOAD"])
+
+
+@bp.post("/files")
+def upload():
+    """The form's own upload, for browsers without JavaScript."""
+    uploads = [u for u in request.files.getlist("file") if u.filename]
+    if not uploads:
+        flash("Choose one or more files first.", "error")
+        return redirect(url_for(".files"))
+    try:  # all or nothing, as the API
+        stored = _ext()["store"].save_all(get_db(), [(u.stream, u.filename) for u in uploads])
+    except (FileTooLarge, BadName, NoSpace) as exc:
+        flash("Nothing was stored: %s." % exc, "error")
+        return redirect(url_for(".files"))
+    flash("Stored %s." % ", ".join(f.name for f in stored), "ok")
+    return redirect(url_for(".files"))
+
+
+@bp.post("/files/<sha256>/delete")
+def delete_file(sha256):
+    f = _ext()["store"].get(get_db(), sha256)
+    if f is None or not _ext()["store"].delete(get_db(), sha256):
+        flash("That file is already gone.", "error")
+    else:
+        flash("Deleted %s." % f.name, "ok")
+    return redirect(url_for(".files"))
+
+
+@bp.get("/push")
+def push_form():
+    db = get_db()
+    return render_template("pages/push.html", files=_ext()["store"].all(db),
+                           devices=_ext()["registry"].all(db),
+                           chosen_files=request.args.getlist("file"),
+                           chosen_devices=request.args.getlist("device"),
+                           protected=PROTECTED)
+
+
+@bp.post("/push")
+def push():
+    db = get_db()
+    files, devices = request.form.getlist("file"), request.form.getlist("device")
+    again = url_for(".push_form", file=files, device=devices)
+    if not files or not devices:
+        flash("Pick at least one file and one device.", "error")
+        return redirect(again)
+    target = request.form.get("target", "").strip() or None
+    if target and len(files) > 1:
+        flash("A new name on the device is for a push of one file: clear it to push %d files "
+              "as they are named." % len(files), "error")
+        return redirect(again)
+    try:
+        ids = _services().pushes.create_many(db, list(dict.fromkeys(devices)),
+                                             files if len(files) > 1 else files[0], target,
+                                             request.form.get("force") == "yes")
+    except PushRejected as exc:
+        flash("Not pushed: %s" % exc, "error")
+        return redirect(again)
+    flash("Pushing to %s." % ", ".join(devices), "ok")
+    return redirect(url_for(".timeline", ids=",".join(map(str, ids))))
+
+
+@bp.get("/pushes/<ids>")
+def timeline(ids):
+    try:
+        wanted = parse_ids(ids)[:50]
+    except BadInput:
+        abort(404)  # no push can have such an id
+    pushes = find_pushes(get_db(), ids=wanted, limit=len(wanted))
+    if not pushes:
+        abort(404, "no such push")
+    return render_template("pages/timeline.html", pushes=pushes, ids=ids, final=FINAL)
+
+
+@bp.post("/pushes/<int:push_id>/cancel")
+def cancel(push_id):
+    if _services().pushes.cancel(push_id):
+        flash("Cancelled push %d." % push_id, "ok")
+    else:
+        flash("Push %d had already ended." % push_id, "error")
+    return redirect(url_for(".timeline", ids=push_id))
+
+
+@bp.post("/pushes/<int:push_id>/retry")
+def retry(push_id):
+    try:
+        new_id = _services().pushes.retry(get_db(), push_id)
+    except PushRejected as exc:
+        flash("Not retried: %s" % exc, "error")
+        return redirect(url_for(".timeline", ids=push_id))
+    flash("Retrying push %d as push %d." % (push_id, new_id), "ok")
+    return redirect(url_for(".timeline", ids=new_id))
+
+
+@bp.get("/history")
+def history():
+    device = request.args.get("device") or None
+    outcome = request.args.get("outcome") if request.args.get("outcome") in OUTCOMES else None
+    db = get_db()
+    devices = [r["device"] for r in db.execute("SELECT DISTINCT device FROM pushes ORDER BY 1")]
+    return render_template("pages/history.html", device=device, outcome=outcome,
+                           devices=devices, outcomes=OUTCOMES,
+                           pushes=find_pushes(db, device=device, state=outcome, limit=200))

@@ -1,0 +1,101 @@
+-- Content-addressed files: the bytes live in the file store under their SHA-256.
+CREATE TABLE IF NOT EXISTS files (
+    sha256      TEXT PRIMARY KEY,
+    sha1        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    uploaded_at REAL NOT NULL,
+    -- Deleting a file removes its bytes but keeps the row, so push history still names it.
+    deleted_at  REAL
+);
+
+-- What the last heartbeat of each device said.
+CREATE TABLE IF NOT EXISTS devices (
+    name        TEXT PRIMARY KEY,
+    online      INTEGER NOT NULL DEFAULT 0,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL,
+    uptime      INTEGER,
+    boot        INTEGER,
+    mem_free    INTEGER,
+    fw          TEXT,
+    interval    INTEGER,
+    features    TEXT NOT NULL DEFAULT '[]',
+    files       TEXT NOT NULL DEFAULT '{}',
+    plugins     TEXT NOT NULL DEFAULT '{}',
+    note        TEXT,
+    -- When anything above last changed: the cursor of the live device list.
+    updated_at  REAL NOT NULL
+);
+
+-- A push sends one file, or several as one bundle (push_files, in stream order), and may
+-- delete files on the device. The first file is also named here, for lists. A NULL
+-- file_sha256 (here and in push_files) is a delete of `target`.
+CREATE TABLE IF NOT EXISTS pushes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    device      TEXT NOT NULL,
+    file_sha256 TEXT REFERENCES files (sha256),
+    target      TEXT NOT NULL,
+    nfiles      INTEGER NOT NULL DEFAULT 1,
+    force       INTEGER NOT NULL DEFAULT 0,
+    attempt     INTEGER NOT NULL DEFAULT 1,
+    form        TEXT,
+    token       TEXT,
+    state       TEXT NOT NULL,
+    reason      TEXT,
+    detail      TEXT,
+    bytes_sent  INTEGER NOT NULL DEFAULT 0,
+    total       INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS pushes_device ON pushes (device, id);
+CREATE INDEX IF NOT EXISTS pushes_updated ON pushes (updated_at);
+
+CREATE TABLE IF NOT EXISTS push_files (
+    push_id     INTEGER NOT NULL REFERENCES pushes (id),
+    position    INTEGER NOT NULL,
+    file_sha256 TEXT REFERENCES files (sha256),
+    target      TEXT NOT NULL,
+    PRIMARY KEY (push_id, position)
+);
+
+-- One row per step of a push, timestamped: the push's timeline.
+CREATE TABLE IF NOT EXISTS push_events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    push_id INTEGER NOT NULL REFERENCES pushes (id),
+    at      REAL NOT NULL,
+    state   TEXT NOT NULL,
+    detail  TEXT
+);
+CREATE INDEX IF NOT EXISTS push_events_push ON push_events (push_id, id);
+
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    -- Part of every session's and remember-me cookie's user id: logging out or changing the
+    -- password adds one, and every copy of every earlier cookie stops working.
+    session_epoch INTEGER NOT NULL DEFAULT 0
+);
+
+-- API tokens for scripts: only a SHA-256 of each is kept; the token is shown once.
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    name         TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at   REAL NOT NULL,
+    last_used_at REAL,
+    revoked_at   REAL
+);
+
+-- Each added device's secret key (it signs the device's triggers) and the last counter used.
+CREATE TABLE IF NOT EXISTS device_keys (
+    name       TEXT PRIMARY KEY,
+    key        TEXT NOT NULL,
+    counter    INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);

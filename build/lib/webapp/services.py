@@ -1,0 +1,94 @@
+"""The long-lived parts (broker, bus, pushes), started explicitly and once per process."""
+import logging
+import os
+import secrets
+import socket
+
+from .broker import EmbeddedBroker
+from .bus import Bus
+from .db import get_db
+from .devices import parse_heartbeat
+from .names import is_device_name
+from .payloads import load_object
+from .pushes import PushService
+
+MAX_PLUGIN_STATE = 2048
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """Lives in app.extensions['dcc_ota'] once started; stop() undoes start()."""
+
+    def __init__(self, app, role):
+        ext = app.extensions["dcc_ota"]
+        self.app = app
+        self.role = role
+        self.registry, self.store = ext["registry"], ext["store"]
+        self.broker = None
+        # No two processes may share a client id: the broker would drop one for the other.
+        client_id = app.config.get("MQTT_CLIENT_ID") or "dcc-ota-%s-%s" % (role, socket.gethostname())
+        client_id = "%s-%d-%s" % (client_id[:40], os.getpid(), secrets.token_hex(3))
+        self.bus = Bus(app, client_id)
+        self.pushes = PushService(app, self.bus, self.registry, self.store)
+        self.bus.on("status", self._on_status)
+        self.bus.on("ota_status", self.pushes.on_device_status)
+        self.bus.on("plugin_state", self._on_plugin_state)
+
+    def start(self):
+        cfg = self.app.config
+        if not cfg.get("MQTT_BROKER_URL"):
+            if self.role == "server":
+                self.broker = EmbeddedBroker(cfg["OTA_EMBEDDED_BROKER_BIND"],
+                                             cfg["OTA_EMBEDDED_BROKER_PORT"])
+                self.broker.start()
+            # The CLI talks to the running server's embedded broker.
+            cfg["MQTT_BROKER_URL"] = "127.0.0.1"
+            cfg["MQTT_BROKER_PORT"] = cfg["OTA_EMBEDDED_BROKER_PORT"]
+        self.bus.start()
+        if self.role == "server":
+            with self.app.app_context():
+                self.pushes.resume(get_db())
+        return self
+
+    def stop(self):
+        self.pushes.stop()
+        self.bus.stop()
+        if self.broker:
+            self.broker.stop()
+
+    def _on_status(self, device, payload):
+        if not is_device_name(device):
+            log.warning("ignoring a heartbeat from a device named %r: not a valid name", device[:80])
+            return
+        try:
+            heartbeat = parse_heartbeat(payload)
+        except ValueError as exc:
+            log.warning("ignoring a heartbeat from %s: %s", device, exc)
+            return
+        self.registry.record(get_db(), device, heartbeat)
+        self.pushes.on_heartbeat(device, heartbeat)
+
+    def _on_plugin_state(self, device, plugin, payload):
+        if not (is_device_name(device) and is_device_name(plugin)):
+            return
+        try:
+            state = load_object(payload, MAX_PLUGIN_STATE, "plugin state")
+        except ValueError as exc:
+            log.warning("ignoring %s/%s/state: %s", device, plugin, exc)
+            return
+        self.registry.record_plugin_state(get_db(), device, plugin, state)
+
+
+def start_services(app, role="server"):
+    """Start this process's services once; later calls return the running ones."""
+    ext = app.extensions["dcc_ota"]
+    if ext.get("services") is None:
+        ext["services"] = Services(app, role).start()
+    return ext["services"]
+
+
+def stop_services(app):
+    services = app.extensions["dcc_ota"].pop("services", None)
+    if services is not None:
+        services.stop()
