@@ -1,4 +1,0 @@
-# Entry point: start the DCC-OTA runtime (it never returns).
-import runtime
-
-runtime.main()
