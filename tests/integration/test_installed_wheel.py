@@ -7,6 +7,7 @@ The wheel goes in with --no-deps; the fresh environment finds the dependencies i
 project's .venv through a path file (no network; a path file's folder is not a site folder,
 so the checkout's editable install there is never seen)."""
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -27,8 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def installed(tmp_path_factory):
     """(python of the fresh venv, its bin folder, a working folder outside the checkout)."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # built from a copy: setuptools writes build/ and *.egg-info/ beside the sources
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "instance", "build", "*.egg-info", "__pycache__", "artifacts"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp / "dist"), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(tmp / "dist"), str(src)], check=True, capture_output=True, timeout=300)
     wheel = next((tmp / "dist").glob("dcc_ota-*.whl"))
     env_dir = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True,
