@@ -448,6 +448,11 @@ class PushService:
             elif kind == "heartbeat" and msg.online and msg.boot != old_boot:
                 wrong = [i.target for i in run.items
                          if msg.files.get(i.target) != (i.file.sha1 if i.file else None)]
+                if wrong and "verified" not in seen and old_boot is not None:
+                    # back from a restart before it had every byte (power, a crash): the
+                    # bytes in the socket buffers died with it; a transient failure, retried
+                    raise TransferError("transfer broken", "the device restarted (boot %s) "
+                                        "before it had the whole update" % msg.boot)
                 if probation:
                     if not wrong and "online" not in seen:
                         seen.append("online")

@@ -63,3 +63,29 @@ def test_a_push_whose_end_could_not_be_recorded_can_still_be_cancelled(server, d
     assert (row["state"], row["reason"]) == ("failed", "cancelled"), row
     with server.app_context():
         assert services.pushes.cancel(push_id) is False  # final now
+
+
+def test_a_device_that_restarts_mid_transfer_is_noticed_at_once_and_the_push_retried(
+        server, devices, unique):
+    """Issue 11, fault 3: the server had sent every byte into the socket buffers when the
+    device lost power; its next heartbeat (a new boot, the old files) ends the attempt as
+    `transfer broken` at once, instead of a timeout 90 s later, and the retry gets through."""
+    name = unique("cut")
+    dev = devices(name, kill_at="download")  # once, after the first file of the bundle
+    registered(server, name, lambda d: d.online and "bundle" in d.features)
+    small, big = b"S = 1\n", bytes(range(256)) * 256  # 64 KB: it fits the socket buffers
+    with server.app_context():
+        store = server.extensions["dcc_ota"]["store"]
+        files = [store.save(get_db(), io.BytesIO(small), "small.py"),
+                 store.save(get_db(), io.BytesIO(big), "big.bin")]
+        push_id = server.extensions["dcc_ota"]["services"].pushes.create(get_db(), name, files)
+
+    row = finished(server, push_id, timeout=60)
+
+    assert (row["state"], row["reason"]) == ("done", None), row
+    assert dev.cuts == ["download"]
+    broken = [e for e in row["events"] if e["state"] == "retrying"]
+    assert len(broken) == 1 and "transfer broken: the device restarted" in broken[0]["detail"]
+    sent_at = next(e["at"] for e in row["events"] if e["state"] == "sent")
+    assert broken[0]["at"] - sent_at < 10  # noticed with its next heartbeat, not at a timeout
+    assert (dev.flash_dir / "big.bin").read_bytes() == big
