@@ -25,6 +25,7 @@ class Heartbeat:
     files: dict = field(default_factory=dict)
     plugins: dict = field(default_factory=dict)
     reason: str = None
+    probation: bool = False
 
 
 def _short_str(doc, key, limit=64):
@@ -48,7 +49,8 @@ def parse_heartbeat(payload):
     return Heartbeat(
         online=True, fw=hb.fw, uptime=_whole(hb.uptime), boot=_whole(hb.boot),
         mem_free=_whole(hb.mem_free), interval=_whole(hb.interval) or DEFAULT_INTERVAL,
-        features=tuple(hb.features), files=hb.files, plugins=hb.plugins)
+        features=tuple(hb.features), files=hb.files, plugins=hb.plugins,
+        probation=hb.probation)
 
 
 def _whole(value):

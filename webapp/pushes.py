@@ -66,6 +66,7 @@ class _Run:
         self.transferring = False
         self.sent = 0
         self.cancelled = None     # (reason, detail) once cancelled
+        self.reconcile = False    # cut off by a restart: only ask the device what it has
 
 
 class PushService:
@@ -152,16 +153,25 @@ class PushService:
                            deletes)
 
     def resume(self, db):
-        """At start: queued or waiting pushes go on; ones cut off mid-way are failed."""
-        for row in db.execute("SELECT id, device, state, force FROM pushes WHERE state NOT IN"
-                              " (%s) ORDER BY id" % ",".join("?" * len(FINAL)), FINAL).fetchall():
+        """At start: queued or waiting pushes go on; one cut off mid-way is reconciled with
+        what its device reports (_reconcile)."""
+        for row in db.execute("SELECT id, device, state, force, token FROM pushes"
+                              " WHERE state NOT IN (%s) ORDER BY id" % ",".join("?" * len(FINAL)),
+                              FINAL).fetchall():
             items = self._items(db, row["id"])
-            if row["state"] in ("queued", "waiting") and items is not None:
-                push_log.note(db, row["id"], "resumed", "the server restarted")
-                self._start(_Run(row["id"], row["device"], items, bool(row["force"])))
-            else:
+            if items is None:
                 push_log.finish(db, row["id"], "failed", "server stopped",
-                                "the server restarted during the push")
+                                "the server restarted during the push; a file of it is gone")
+                continue
+            run = _Run(row["id"], row["device"], items, bool(row["force"]))
+            if row["state"] in ("queued", "waiting"):
+                push_log.note(db, row["id"], "resumed", "the server restarted")
+            else:
+                run.reconcile = True
+                run.token = row["token"]  # the device's statuses about it carry it
+                push_log.note(db, row["id"], "reconciling", "the server restarted during the "
+                              "push: waiting for the device to say what it has")
+            self._start(run)
 
     def wait(self, push_id, timeout=None):
         """Block until the push ends (or timeout); True if it ended."""
@@ -249,7 +259,10 @@ class PushService:
                 with self._turn(run):
                     self._active[run.device] = run
                     try:
-                        self._attempts(db, run)
+                        if run.reconcile:
+                            self._reconcile(db, run)
+                        else:
+                            self._attempts(db, run)
                     finally:
                         self._active.pop(run.device, None)
             except TransferError as exc:
@@ -394,6 +407,40 @@ class PushService:
             push_log.finish(db, run.id, "unconfirmed", None, "the device sends no confirmation")
             return
         self._confirm(db, run, old_boot, probation=bundle)
+
+    def _reconcile(self, db, run):
+        """A push cut off by a restart: its device's next heartbeats say how it ended. The new
+        files, off probation: done. The old files: failed. Nothing within
+        OTA_CONFIRM_TIMEOUT (or still on probation): failed, saying so."""
+        limit = self.app.config["OTA_CONFIRM_TIMEOUT"]
+        end = time.monotonic() + limit
+        while True:
+            try:
+                kind, msg = run.events.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise TransferError("server stopped", "the server restarted during the push, "
+                                    "and the device said nothing conclusive within %gs" % limit
+                                    ) from None
+            if kind == "cancel":
+                raise TransferError(*msg)
+            if kind == "device" and msg["state"] in ("failed", "rolled_back", "confirmed"):
+                if msg["state"] == "confirmed":
+                    push_log.finish(db, run.id, "done", None, "confirmed after its probation,"
+                                    " seen after the server restarted")
+                    return
+                raise TransferError(msg["reason"] or "failed" if msg["state"] == "failed"
+                                    else "rolled back", msg["detail"] or msg["reason"])
+            if kind != "heartbeat" or not msg.online:
+                continue
+            wrong = [i.target for i in run.items
+                     if msg.files.get(i.target) != (i.file.sha1 if i.file else None)]
+            if not wrong and not msg.probation:
+                push_log.finish(db, run.id, "done", None, "the device reports the new files "
+                                "(boot %s), seen after the server restarted" % msg.boot)
+                return
+            if wrong:
+                raise TransferError("server stopped", "the server restarted during the push; "
+                                    "the device has the old %s" % ", ".join(wrong))
 
     def _wait_online(self, db, run, device):
         """A known device that is offline: wait (OTA_OFFLINE_WAIT) for its next heartbeat."""

@@ -155,6 +155,7 @@ class HeartbeatDoc(_FromDevice):
     features: Annotated[List[Short], Field(max_length=32)] = []
     files: Annotated[Dict[_text(64), Sha1], Field(max_length=256)] = {}
     plugins: Dict[PluginName, Dict[str, Any]] = {}
+    probation: StrictBool = False  # an update runs on probation: not confirmed yet
 
 
 DEVICE_STATES = ("connecting", "connected", "verified", "rebooting", "failed", "confirmed",

@@ -10,6 +10,7 @@ from tests.support.app import finished, push_row, registered, take_offline
 from tests.support.waiting import wait_until
 from webapp import push_log
 from webapp.db import get_db
+from webapp.manifest import Item
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +90,41 @@ def test_a_device_that_restarts_mid_transfer_is_noticed_at_once_and_the_push_ret
     sent_at = next(e["at"] for e in row["events"] if e["state"] == "sent")
     assert broken[0]["at"] - sent_at < 10  # noticed with its next heartbeat, not at a timeout
     assert (dev.flash_dir / "big.bin").read_bytes() == big
+
+
+def cut_off_push(server, name, data, state="sent"):
+    """A push of `data` as notes.txt, as a server killed mid-way leaves it in the database."""
+    with server.app_context():
+        db = get_db()
+        f = server.extensions["dcc_ota"]["store"].save(db, io.BytesIO(data), "notes.txt")
+        push_id = push_log.insert(db, name, [Item(f, "notes.txt")], False)
+        push_log.step(db, push_id, state, None)
+        return push_id
+
+
+@pytest.mark.parametrize("device_has_it, outcome", [
+    (True, ("done", None)), (False, ("failed", "server stopped"))])
+def test_a_restart_reconciles_a_push_cut_off_with_what_the_device_reports(
+        server, devices, unique, device_has_it, outcome):
+    """Issue 11, fault 4: the server restarts (resume) with a push that was mid-way; the
+    device's next heartbeat says how it ended."""
+    name = unique("rec")
+    dev = devices(name)
+    registered(server, name, lambda d: d.online and "bundle" in d.features)
+    notes = b"landing\n"
+    if device_has_it:
+        (dev.flash_dir / "notes.txt").write_bytes(notes)  # applied just before the cut
+        dev.stop()
+        dev.start()  # its boot lists the file
+        registered(server, name, lambda d: d.online and d.boot == 2)
+    push_id = cut_off_push(server, name, notes)
+    services = server.extensions["dcc_ota"]["services"]
+
+    with server.app_context():
+        services.pushes.resume(get_db())
+    row = finished(server, push_id, timeout=40)
+
+    assert (row["state"], row["reason"]) == outcome, row
+    assert "reconciling" in [e["state"] for e in row["events"]]
+    if not device_has_it:
+        assert "the device has the old notes.txt" in row["detail"]
