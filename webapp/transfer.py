@@ -5,12 +5,29 @@ import logging
 import os
 import random
 import socket
+import struct
 import time
 
 log = logging.getLogger(__name__)
 
 TOKEN_WAIT = 5.0          # seconds a connected client has to present its token
 _SEND_CHUNK = 64 * 1024   # progress is reported after each chunk
+_LINGER_POLL = 0.25        # seconds between progress reports while the last bytes go out
+# struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a u64, since Linux 4.1
+_TCPI_BYTES_ACKED = 120
+
+
+def acked_bytes(sock):
+    """How many bytes of ours the peer's TCP has acknowledged (Linux TCP_INFO), or None where
+    the kernel does not say. What send() returned is only what the kernel took: on a slow
+    link its buffers hold a large part of a file that the device has not received yet."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 192)
+    except (OSError, AttributeError):
+        return None
+    if len(info) < _TCPI_BYTES_ACKED + 8:
+        return None
+    return struct.unpack_from("Q", info, _TCPI_BYTES_ACKED)[0]
 
 
 class TransferError(Exception):
@@ -139,10 +156,12 @@ class TransferSession:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.settimeout(self.timeout)
         sent = 0  # payload bytes
+        wire = 0  # every byte handed to the kernel, the manifest too
         try:
             for part in self.parts:
                 if isinstance(part, bytes):
                     client.sendall(part)
+                    wire += len(part)
                     continue
                 path, size = part
                 with open(path, "rb") as f:
@@ -155,16 +174,31 @@ class TransferSession:
                                                 "%d bytes" % (os.path.basename(path), done))
                         done += n
                         sent += n
-                        self.on_event("progress", sent)
+                        wire += n
+                        self.on_event("progress", self._received(client, sent, wire))
             client.shutdown(socket.SHUT_WR)
         except OSError as exc:
             raise TransferError("transfer broken", "after %d of %d bytes: %s"
-                                % (sent, self.payload, exc)) from None
+                                % (self._received(client, sent, wire), self.payload, exc)
+                                ) from None
         # Linger until the device closes its end, so that closing ours cannot reset a
-        # connection whose last bytes it has not read yet. The verdict comes over MQTT.
-        try:
-            client.settimeout(min(self.timeout, 10.0))
-            while client.recv(256):
-                pass
-        except OSError:
-            pass
+        # connection whose last bytes it has not read yet, telling what it has got meanwhile.
+        # The verdict comes over MQTT.
+        end = time.monotonic() + min(self.timeout, 10.0)
+        client.settimeout(_LINGER_POLL)
+        while time.monotonic() < end:
+            try:
+                if not client.recv(256):
+                    break
+            except socket.timeout:
+                self.on_event("progress", self._received(client, sent, wire))
+            except OSError:
+                break
+        self.on_event("progress", self._received(client, sent, wire))
+
+    def _received(self, client, sent, wire):
+        # payload bytes the device has: what is not acknowledged yet is still on its way
+        acked = acked_bytes(client)
+        if acked is None:
+            return sent
+        return max(0, sent - max(0, wire - acked))

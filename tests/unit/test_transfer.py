@@ -3,6 +3,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -133,3 +134,49 @@ def test_a_bundle_stream_is_the_manifest_then_each_file(tmp_path):
         t.join(5)
     assert result == {"ok": True}
     assert got == head + b"A" * 70000 + b"B" * 10
+
+
+def test_progress_is_what_the_device_acknowledged_not_what_the_kernel_took(tmp_path):
+    """Issue 11, fault 5: a receiver that reads nothing for a while (a slow link) has only what
+    its small window took; the kernel's send buffer holds much more. Progress says the
+    former, then reaches the whole file once the receiver reads it."""
+    data = os.urandom(4 * 1024 * 1024)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    events, early = [], []  # early: reported while the device read nothing
+    paused = threading.Event()
+
+    def progress(state, n):
+        if state == "progress":
+            events.append(n)
+            if not paused.is_set():
+                early.append(n)
+    session = TransferSession([(str(path), len(data))], None, "127.0.0.1", None, 10,
+                              on_event=progress)
+    got = bytearray()
+
+    def slow_device():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # a small window
+        s.connect(("127.0.0.1", session.port))
+        time.sleep(1.0)  # reads nothing: the link is slow
+        paused.set()
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got.extend(chunk)
+        s.close()
+
+    device = threading.Thread(target=slow_device)
+    device.start()
+    with session:
+        session.serve()
+    device.join(10)
+
+    assert bytes(got) == data
+    assert events[-1] == len(data)  # all of it, once the device had it
+    assert events == sorted(events)  # it only moves forward
+    # before the device read a byte, progress said little (its window), though the kernel
+    # took megabytes by then (what send() returned, the old figure: 2.5 MB measured)
+    assert early and max(early) < len(data) // 10, early
