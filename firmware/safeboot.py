@@ -103,7 +103,10 @@ def _rollback(j, reason):
     if j["state"] != "rollback":
         j["state"] = "rollback"
         j["reason"] = reason
-        _save(j)
+        try:
+            _save(j)
+        except OSError:  # a full flash: the renames below need no room, restore all the same
+            pass
     _step("rollback")
     for i, name in enumerate(j["files"]):
         old = ".ota/old/%d" % i
