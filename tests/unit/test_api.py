@@ -1,7 +1,10 @@
 import hashlib
 import io
+import re
 
 import pytest
+
+from webapp.db import get_db
 
 
 def test_health_answers_without_services(client):
@@ -197,7 +200,6 @@ def test_force_false_as_a_string_never_stores_a_forced_push_of_the_safe_boot_cod
                                          "force": "false"})
     assert (r.status_code, r.json["message"]) == (400, "force: input should be a valid boolean")
     with app.app_context():
-        from webapp.db import get_db
         assert get_db().execute("SELECT COUNT(*) FROM pushes").fetchone()[0] == 0
 
 
@@ -234,7 +236,7 @@ def test_an_ambiguous_or_unstorable_body_is_a_400_that_says_why(client, path, bo
 
 def test_a_token_on_a_route_that_does_not_exist_gets_a_404(app, client):
     page = client.post("/tokens", data={"name": "script"}).data.decode()
-    token = __import__("re").search(r'<code id="new-token">([^<]+)</code>', page).group(1)
+    token = re.search(r'<code id="new-token">([^<]+)</code>', page).group(1)
     script = app.test_client()
     for url in ("/api/nothing", "/api/pushes/0", "/api/pushes/%d" % 2 ** 63):
         r = script.get(url, headers={"Authorization": "Bearer " + token})

@@ -1,6 +1,5 @@
 """Issue 10's credentials: what an API token may do (and may not: manage credentials), every
 copy of a session ending at logout and at a password change, and secrets never cached."""
-import io
 import re
 
 import pytest

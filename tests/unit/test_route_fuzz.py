@@ -1,6 +1,7 @@
 """Every API route with typed garbage (issue 10): wrong types, huge and negative numbers, deep
 nesting, lone surrogates, ids past SQLite's range, in bodies, query strings and paths. No
 answer is a 500, none logs a traceback, and nothing stored changes."""
+import io
 import itertools
 import json
 import re
@@ -76,7 +77,7 @@ def seeded(app, client):
     """A device with a key and a stored file, so that a garbage request has something to
     damage."""
     assert client.post("/api/devices", json={"name": "lamp1"}).status_code == 201
-    client.post("/api/files", data={"file": (__import__("io").BytesIO(b"X = 1\n"), "x.py")})
+    client.post("/api/files", data={"file": (io.BytesIO(b"X = 1\n"), "x.py")})
     return snapshot(app)
 
 
