@@ -24,25 +24,25 @@ def _handle_http(exc):
         message = "the upload is larger than the limit of %d bytes (OTA_MAX_UPLOAD)" % (
             current_app.config["OTA_MAX_UPLOAD"])
     error = (exc.name or "error").lower().replace(" ", "_")
+    return _answer(exc.code, error, exc.name, message)
+
+
+def _answer(status, error, name, message):
+    # the one error format: JSON for the API and scripts, the error page for browsers
     if wants_json():
-        return json_error(exc.code, error, message)
-    return render_template("error.html", code=exc.code, name=exc.name, message=message), exc.code
+        return json_error(status, error, message)
+    return render_template("error.html", code=status, name=name, message=message), status
 
 
 def _handle_broker_unusable(exc):
     # a device's settings.json would name a broker address the device cannot use
-    if wants_json():
-        return json_error(409, "broker_unusable", str(exc))
-    return render_template("error.html", code=409, name="Conflict", message=str(exc)), 409
+    return _answer(409, "broker_unusable", "Conflict", str(exc))
 
 
 def _handle_no_space(exc):
     # a full disk (the file store's or the database's): 507, and nothing half-written kept
-    message = "%s: nothing was stored; free some space and try again" % exc
-    if wants_json():
-        return json_error(507, "no_space", message)
-    return render_template("error.html", code=507, name="Insufficient Storage",
-                           message=message), 507
+    return _answer(507, "no_space", "Insufficient Storage",
+                   "%s: nothing was stored; free some space and try again" % exc)
 
 
 def _handle_database_error(exc):

@@ -432,8 +432,7 @@ class PushService:
                                     else "rolled back", msg["detail"] or msg["reason"])
             if kind != "heartbeat" or not msg.online:
                 continue
-            wrong = [i.target for i in run.items
-                     if msg.files.get(i.target) != (i.file.sha1 if i.file else None)]
+            wrong = _not_applied(run.items, msg.files)
             if not wrong and not msg.probation:
                 push_log.finish(db, run.id, "done", None, "the device reports the new files "
                                 "(boot %s), seen after the server restarted" % msg.boot)
@@ -493,8 +492,7 @@ class PushService:
                     seen.append(state)
                     push_log.step(db, run.id, state, msg["sha1"] or None)
             elif kind == "heartbeat" and msg.online and msg.boot != old_boot:
-                wrong = [i.target for i in run.items
-                         if msg.files.get(i.target) != (i.file.sha1 if i.file else None)]
+                wrong = _not_applied(run.items, msg.files)
                 if wrong and "verified" not in seen and old_boot is not None:
                     # back from a restart before it had every byte (power, a crash): the
                     # bytes in the socket buffers died with it; a transient failure, retried
@@ -538,6 +536,12 @@ class PushService:
         run.pending = []
         if run.sent:
             push_log.progress(db, run.id, run.sent)
+
+
+def _not_applied(items, files):
+    """The names of `items` that a heartbeat's `files` ({name: sha1}) do not show as the push
+    left them: a written file without its new SHA-1, a deleted file still there."""
+    return [i.target for i in items if files.get(i.target) != (i.file.sha1 if i.file else None)]
 
 
 def _span(seconds):
