@@ -6,9 +6,10 @@ import secrets
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from . import assets, config, db
+from . import assets, config, db, extension
 from .devices import Registry
 from .filestore import FileStore
+from .push.service import PushService
 from .schemas import SQLITE_MAX
 
 
@@ -35,10 +36,10 @@ def create_app(test_config=None):
 
     db.init_app(app)
     db.init_db(app.config["OTA_DATABASE"])
-    app.extensions["dcc_ota"] = {
-        "registry": Registry(app.config["OTA_HEARTBEAT_MISSES"]),
-        "store": FileStore(app.config["OTA_FILE_STORE"], app.config["OTA_MAX_UPLOAD"]),
-    }
+    registry = Registry(app.config["OTA_HEARTBEAT_MISSES"])
+    store = FileStore(app.config["OTA_FILE_STORE"], app.config["OTA_MAX_UPLOAD"])
+    app.extensions[extension.KEY] = extension.DccOta(registry, store,
+                                                     PushService(app, registry, store))
 
     from . import api, auth, cli, errors, formatting, pages
     app.url_map.converters["int"] = _RowId  # before any route is added

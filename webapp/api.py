@@ -4,16 +4,16 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import keys
+from . import extension, keys
 from .auth import holds_secret
 from .bus import BusError
 from .db import get_db
 from .errors import json_error
 from .filestore import FileTooLarge
-from .names import BadName, check_device_name, check_target, is_device_name
+from .names import BadName, check_device_name, is_device_name
 from .payloads import loads
-from .push_log import find_pushes, get_push
-from .pushes import PushRejected
+from .push.service import NotRunning, PushRejected
+from .push.store import find_pushes, get_push
 from .schemas import BadInput, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
 
 MAX_COMMAND = 512
@@ -44,10 +44,6 @@ def _bad_input(exc):
     return json_error(400, "bad_request", str(exc))
 
 
-def _ext():
-    return current_app.extensions["dcc_ota"]
-
-
 def _file_dict(f):
     return {"sha256": f.sha256, "sha1": f.sha1, "size": f.size, "name": f.name,
             "uploaded_at": f.uploaded_at}
@@ -55,7 +51,7 @@ def _file_dict(f):
 
 @bp.get("/health")
 def health():
-    services = _ext().get("services")
+    services = extension.of().services
     connected = bool(services and services.bus.connected.is_set())
     return jsonify(ok=True, mqtt_connected=connected,
                    broker=services.bus.where() if services else None,
@@ -67,7 +63,7 @@ def devices():
     """All devices, or with ?since=CURSOR only those that changed; poll again with `cursor`."""
     now = time.time()
     since = _query(DevicesQuery).since
-    registry = _ext()["registry"]
+    registry = extension.of().registry
     found = registry.all(get_db(), now) if since is None else registry.changed(get_db(), since, now)
     return jsonify(devices=[d.to_dict() for d in found], cursor=now - CURSOR_OVERLAP)
 
@@ -97,7 +93,7 @@ def device_settings(name):
 
 @bp.get("/devices/<name>")
 def device(name):
-    d = _ext()["registry"].get(get_db(), name)
+    d = extension.of().registry.get(get_db(), name)
     if d is None:
         return json_error(404, "not_found", "no device named %r has sent a heartbeat" % name)
     return jsonify(d.to_dict())
@@ -115,7 +111,7 @@ def plugin_command(name, plugin):
     if len(payload) > MAX_COMMAND:
         return json_error(400, "too_large", "a command is at most %d bytes" % MAX_COMMAND)
     try:
-        _services().bus.publish("%s/%s/set" % (name, plugin), payload)
+        _bus().publish("%s/%s/set" % (name, plugin), payload)
     except BusError as exc:
         return json_error(503, "broker_unreachable", str(exc))
     return jsonify(sent=payload), 202
@@ -124,14 +120,14 @@ def plugin_command(name, plugin):
 @bp.get("/files")
 def files():
     db = get_db()
-    carriers = _ext()["registry"].carriers(db)
+    carriers = extension.of().registry.carriers(db)
     return jsonify(files=[dict(_file_dict(f), devices=carriers.get(f.sha1, []))
-                          for f in _ext()["store"].all(db)])
+                          for f in extension.of().store.all(db)])
 
 
 @bp.delete("/files/<sha256>")
 def delete_file(sha256):
-    if not _ext()["store"].delete(get_db(), sha256.lower()):
+    if not extension.of().store.delete(get_db(), sha256.lower()):
         return json_error(404, "not_found", "no stored file %s" % sha256)
     return "", 204
 
@@ -143,7 +139,7 @@ def upload():
         return json_error(400, "no_file", "send the file in a multipart field named 'file'")
     # all or nothing: one bad file of several stores none of them
     try:
-        stored = _ext()["store"].save_all(get_db(), [(u.stream, u.filename or "unnamed")
+        stored = extension.of().store.save_all(get_db(), [(u.stream, u.filename or "unnamed")
                                                      for u in uploads])
     except FileTooLarge as exc:
         return json_error(413, "too_large", "nothing was stored: %s" % exc)
@@ -187,18 +183,8 @@ def create_push():
     devices = body.devices or ([body.device] if body.device else [])
     if not devices:
         return json_error(400, "bad_request", "name at least one device in 'devices'")
-    target = body.as_
     try:
-        if target is not None:
-            check_target(target)
-        for device in devices:
-            check_device_name(device)
-    except BadName as exc:
-        return json_error(400, "rejected", str(exc))
-    pushes = _services().pushes
-    try:
-        ids = pushes.create_many(get_db(), devices, files if len(files) != 1 else files[0],
-                                 target, force, delete)
+        ids = extension.of().pushes.create_many(get_db(), devices, files, body.as_, force, delete)
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202
@@ -206,7 +192,7 @@ def create_push():
 
 @bp.post("/pushes/<int:push_id>/cancel")
 def cancel_push(push_id):
-    if not _services().pushes.cancel(push_id):
+    if not extension.of().pushes.cancel(push_id):
         return json_error(409, "not_running", "push %d is not running" % push_id)
     return jsonify(cancelled=push_id), 202
 
@@ -214,23 +200,14 @@ def cancel_push(push_id):
 @bp.post("/pushes/<int:push_id>/retry")
 def retry_push(push_id):
     try:
-        new_id = _services().pushes.retry(get_db(), push_id)
+        new_id = extension.of().pushes.retry(get_db(), push_id)
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=[new_id]), 202
 
 
-class NotRunning(Exception):
-    """The services (MQTT, pushes) are not running in this process."""
-
-
-def _services():
-    services = _ext().get("services")
+def _bus():
+    services = extension.of().services
     if services is None:
-        raise NotRunning()
-    return services
-
-
-@bp.errorhandler(NotRunning)
-def _not_running(_exc):
-    return json_error(503, "not_running", "the push service is not running in this process")
+        raise NotRunning("the MQTT bus is not running in this process")
+    return services.bus

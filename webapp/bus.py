@@ -2,6 +2,7 @@
 import logging
 import secrets
 import threading
+import types
 import warnings
 
 from flask_mqtt import Mqtt
@@ -41,9 +42,10 @@ class Bus:
     below logs any exception from a handler and keeps the bus alive.
     """
 
-    def __init__(self, app, client_id):
+    def __init__(self, app, client_id, host, port):
         self.app = app
         self.client_id = client_id
+        self.host, self.port = host, port
         self.handlers = {}
         self.connected = threading.Event()
         self.refused = None  # why the broker last refused us (bad credentials...), if it did
@@ -57,8 +59,6 @@ class Bus:
         self.handlers[kind] = handler
 
     def start(self):
-        cfg = self.app.config
-        cfg["MQTT_CLIENT_ID"] = self.client_id
         with warnings.catch_warnings():
             # flask-mqtt asks paho for callback API version 1, which paho 2 warns about.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -70,9 +70,14 @@ class Bus:
         mqtt.on_connect()(self._on_connect)
         mqtt.on_disconnect()(self._on_disconnect)
         self._mqtt = mqtt
-        log.info("MQTT: connecting to %s:%s as %s", cfg["MQTT_BROKER_URL"], cfg["MQTT_BROKER_PORT"],
-                 self.client_id)
-        mqtt.init_app(self.app)
+        log.info("MQTT: connecting to %s as %s", self.where(), self.client_id)
+        # flask-mqtt reads its settings from what it is given as the app's config: the MQTT_*
+        # keys, with the broker and client id this process resolved (the app's config is
+        # never rewritten)
+        settings = {k: v for k, v in self.app.config.items() if k.startswith("MQTT_")}
+        settings.update(MQTT_BROKER_URL=self.host, MQTT_BROKER_PORT=self.port,
+                        MQTT_CLIENT_ID=self.client_id)
+        mqtt.init_app(types.SimpleNamespace(config=settings))
 
     def stop(self):
         if self._mqtt is not None:
@@ -81,7 +86,7 @@ class Bus:
             self.connected.clear()
 
     def where(self):
-        return "%s:%s" % (self.app.config["MQTT_BROKER_URL"], self.app.config["MQTT_BROKER_PORT"])
+        return "%s:%s" % (self.host, self.port)
 
     def wait_connected(self, timeout):
         return self.connected.wait(timeout)

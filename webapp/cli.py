@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -14,13 +15,13 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import keys
+from . import board_tools, extension, keys
 from .db import get_db
 from .filestore import FileTooLarge, NoSpace
-from .manifest import check_targets
 from .names import BadName, check_device_name
-from .push_log import FINAL
-from .pushes import PushRejected
+from .push import store
+from .push.service import PushRejected
+from .push.states import DELIVERED, FINAL, State
 from .services import start_services, stop_services
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_UNCONFIRMED = 0, 1, 2, 3
@@ -87,15 +88,10 @@ def push_command(files, device, target, force, wait, timeout, verbose):
     app = current_app._get_current_object()
     if target and len(files) > 1:
         _die(EXIT_SETUP, "cannot push: --as names one file, and %d were given" % len(files))
-    try:
-        check_device_name(device)
-        check_targets([target or os.path.basename(f) for f in files], force)
-    except ValueError as exc:
-        _die(EXIT_SETUP, "cannot push: %s" % exc)
     db = get_db()
     opened = [open(path, "rb") for path in files]
     try:
-        stored = app.extensions["dcc_ota"]["store"].save_all(
+        stored = extension.of(app).store.save_all(
             db, [(f, os.path.basename(p)) for f, p in zip(opened, files)])
     except (FileTooLarge, BadName, NoSpace, sqlite3.OperationalError) as exc:
         _die(EXIT_SETUP, "cannot push: %s" % exc)  # (a full disk: nothing was stored)
@@ -104,8 +100,7 @@ def push_command(files, device, target, force, wait, timeout, verbose):
             f.close()
     services = _connect(app)
     try:
-        push_id = services.pushes.create(db, device, stored if len(stored) > 1 else stored[0],
-                                         target, force)
+        push_id = services.pushes.create(db, device, stored, target, force)
     except PushRejected as exc:
         stop_services(app)
         _die(EXIT_SETUP, "cannot push: %s" % exc)
@@ -126,11 +121,6 @@ def rm_command(names, device, force, wait, timeout, verbose):
     rollback restores them. Exit codes as for `ota push`."""
     _quiet_logs(verbose)
     app = current_app._get_current_object()
-    try:
-        check_device_name(device)
-        check_targets(list(names), force, set(names))
-    except ValueError as exc:
-        _die(EXIT_SETUP, "cannot delete: %s" % exc)
     db = get_db()
     services = _connect(app)
     try:
@@ -148,13 +138,13 @@ def _outcome(app, db, services, push_id, wait, timeout):
         state, reason, detail = _follow(db, services, push_id, wait, timeout)
     finally:
         stop_services(app)
-    if state == "done":
+    if state == State.DONE:
         click.echo("done: %s" % detail)
         sys.exit(EXIT_OK)
-    if state == "sent":
+    if state == State.SENT:
         click.echo("sent; not waiting for the device's confirmation (use --wait)")
         sys.exit(EXIT_OK)
-    if state == "unconfirmed":
+    if state == State.UNCONFIRMED:
         click.echo("delivered, unconfirmed: %s" % detail, err=True)
         sys.exit(EXIT_UNCONFIRMED)
     _die(EXIT_FAILED, "push failed: %s" % ("%s: %s" % (reason, detail) if detail else reason))
@@ -162,22 +152,19 @@ def _outcome(app, db, services, push_id, wait, timeout):
 
 def _follow(db, services, push_id, wait, timeout):
     """Print each step as it happens; return (state, reason, detail) when it is over for us."""
-    start = db.execute("SELECT created_at FROM pushes WHERE id = ?", (push_id,)).fetchone()[0]
+    start = store.head(db, push_id)["created_at"]
     deadline = None if timeout is None else time.monotonic() + timeout
     shown = 0
     while True:
-        events = db.execute("SELECT id, at, state, detail FROM push_events"
-                            " WHERE push_id = ? AND id > ? ORDER BY id", (push_id, shown))
-        for e in events:
-            shown = e["id"]
-            click.echo("  %7.3fs  %-13s %s" % (e["at"] - start, e["state"], e["detail"] or ""))
-        row = db.execute("SELECT state, reason, detail FROM pushes WHERE id = ?", (push_id,)).fetchone()
+        for shown, at, label, _kind, detail in store.events_after(db, push_id, shown):
+            click.echo("  %7.3fs  %-13s %s" % (at - start, label, detail or ""))
+        row = store.head(db, push_id)
         if row["state"] in FINAL:
             return row["state"], row["reason"], row["detail"]
-        if row["state"] in ("sent", "verified", "rebooting") and not wait:
+        if row["state"] in DELIVERED and not wait:
             services.pushes.detach(push_id)
             services.pushes.wait(push_id, 5)
-            return "sent", None, None
+            return State.SENT, None, None
         if deadline is not None and time.monotonic() > deadline:
             services.pushes.cancel(push_id, "timeout", "gave up after %gs (--timeout)" % timeout)
             services.pushes.wait(push_id, 5)
@@ -192,11 +179,11 @@ def devices_command(as_json):
     """List the devices the server has heard from."""
     _quiet_logs(False)
     app = current_app._get_current_object()
-    ext = app.extensions["dcc_ota"]
+    ext = extension.of(app)
     services = start_services(app, role="cli")
     fresh = services.bus.wait_connected(3) and services.bus.sync(3)
     stop_services(app)
-    devices = ext["registry"].all(get_db())
+    devices = ext.registry.all(get_db())
     if as_json:
         click.echo(json.dumps([d.to_dict() for d in devices], indent=2))
         return
@@ -236,3 +223,20 @@ def device_add_command(name, rotate, output):
         click.echo("wrote %s: fill in the Wi-Fi, then copy it to the board" % output)
     else:
         click.echo(text, nl=False)
+
+
+@ota.command("precompile")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def precompile_command(out_dir):
+    """Write the runtime for a board short of RAM (an ESP8266) into OUT_DIR: boot.py and
+    main.py as source, every other module precompiled to .mpy with mpy-cross. Copy the
+    folder's files onto the board, with its settings.json."""
+    try:
+        written = board_tools.board_image(board_tools.board_files(), out_dir)
+    except board_tools.MpyCrossMissing as exc:
+        _die(EXIT_SETUP, "cannot precompile: %s" % exc)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        _die(EXIT_FAILED, "cannot precompile: %s" % (exc.stderr.decode(errors="replace").strip()
+                                                   if getattr(exc, "stderr", None) else exc))
+    for path in written:
+        click.echo(path)

@@ -1,4 +1,5 @@
 """SQLite storage: one connection per app context, shared by requests and service threads."""
+import contextlib
 import sqlite3
 from importlib import resources
 
@@ -50,17 +51,12 @@ def init_db(path):
 
 
 def _nullable_files(conn):
-    """1: a push may delete files: `file_sha256` NULL in pushes and push_files. SQLite cannot
-    drop a NOT NULL in place; its documented rebuild: a new table, a copy, a rename. (A
-    database made by a schema.sql between versions may have it already.)"""
+    """1: a push may delete files: `file_sha256` NULL in pushes and push_files. (A database
+    made by a schema.sql between versions may have it already.)"""
     strict = [t for t in ("pushes", "push_files") if any(
         c["name"] == "file_sha256" and c["notnull"]
         for c in conn.execute("PRAGMA table_info(%s)" % t))]
-    if not strict:
-        return
-    conn.execute("PRAGMA foreign_keys=OFF")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with _rebuilding(conn):
         for table in strict:
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
                                (table,)).fetchone()[0]
@@ -68,25 +64,67 @@ def _nullable_files(conn):
                 table, table + "_upgrade", 1)
             conn.execute(new)
             conn.execute("INSERT INTO %s_upgrade SELECT * FROM %s" % (table, table))
-            conn.execute("DROP TABLE %s" % table)
-            conn.execute("ALTER TABLE %s_upgrade RENAME TO %s" % (table, table))
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
+            _swap(conn, table)
+
+
+@contextlib.contextmanager
+def _rebuilding(conn):
+    """SQLite cannot drop a NOT NULL or add a CHECK in place; its documented way is a new
+    table, a copy, a rename, with foreign keys off, in one transaction."""
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
     finally:
         conn.execute("PRAGMA foreign_keys=ON")
 
 
+def _swap(conn, table):
+    conn.execute("DROP TABLE %s" % table)
+    conn.execute("ALTER TABLE %s_upgrade RENAME TO %s" % (table, table))
+
+
+def _columns(conn, table):
+    return [c["name"] for c in conn.execute("PRAGMA table_info(%s)" % table)]
+
+
 def _session_epoch(conn):
     """2: logout ends every session: users.session_epoch."""
-    if "session_epoch" not in [c["name"] for c in conn.execute("PRAGMA table_info(users)")]:
+    if "session_epoch" not in _columns(conn, "users"):
         conn.execute("ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0")
+
+
+def _owners_and_notes(conn):
+    """3: one push per device across processes (pushes.owner, pushes.lease_until), a
+    device's probation (devices.probation), and a timeline's notes apart from its states
+    (push_events.note; `state` NULL for a note)."""
+    for table, column, kind in (("pushes", "owner", "TEXT"), ("pushes", "lease_until", "REAL"),
+                                ("devices", "probation", "INTEGER NOT NULL DEFAULT 0")):
+        if column not in _columns(conn, table):
+            conn.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, kind))
+    if "note" in _columns(conn, "push_events"):
+        return
+    notes = ("resumed", "retrying", "reconciling")  # the notes written before version 3
+    with _rebuilding(conn):
+        conn.execute("CREATE TABLE push_events_upgrade (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                     " push_id INTEGER NOT NULL REFERENCES pushes (id), at REAL NOT NULL,"
+                     " state TEXT, detail TEXT, note TEXT,"
+                     " CHECK ((state IS NULL) != (note IS NULL)))")
+        conn.execute("INSERT INTO push_events_upgrade (id, push_id, at, state, detail, note)"
+                     " SELECT id, push_id, at, CASE WHEN state IN (?,?,?) THEN NULL ELSE state"
+                     " END, detail, CASE WHEN state IN (?,?,?) THEN state END FROM push_events",
+                     notes + notes)
+        _swap(conn, "push_events")
 
 
 # (number, function): applied in order to a database whose user_version is below the number.
 # Add one at the end for every change of schema.sql that an existing database must get.
-MIGRATIONS = [(1, _nullable_files), (2, _session_epoch)]
+MIGRATIONS = [(1, _nullable_files), (2, _session_epoch), (3, _owners_and_notes)]
 LATEST = MIGRATIONS[-1][0]
 
 

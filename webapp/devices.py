@@ -72,6 +72,7 @@ class Device:
     files: dict
     plugins: dict
     note: str
+    probation: bool = False  # running an update on probation: it refuses another
 
     @property
     def extended(self):
@@ -100,7 +101,7 @@ def _device(row, misses, now):
         first_seen=row["first_seen"], uptime=row["uptime"], boot=row["boot"],
         mem_free=row["mem_free"], fw=row["fw"], interval=interval,
         features=tuple(json.loads(row["features"])), files=json.loads(row["files"]),
-        plugins=json.loads(row["plugins"]),
+        plugins=json.loads(row["plugins"]), probation=bool(row["probation"]),
         note=row["note"] if fresh or not row["online"] else "missed %d heartbeats" % misses)
 
 
@@ -120,15 +121,16 @@ class Registry:
             return
         db.execute(
             "INSERT INTO devices (name, online, first_seen, last_seen, uptime, boot, mem_free, fw,"
-            " interval, features, files, plugins, note, updated_at)"
-            " VALUES (?,1,?,?,?,?,?,?,?,?,?,?,NULL,?)"
+            " interval, features, files, plugins, probation, note, updated_at)"
+            " VALUES (?,1,?,?,?,?,?,?,?,?,?,?,?,NULL,?)"
             " ON CONFLICT (name) DO UPDATE SET online = 1, last_seen = excluded.last_seen,"
             " uptime = excluded.uptime, boot = excluded.boot, mem_free = excluded.mem_free,"
             " fw = excluded.fw, interval = excluded.interval, features = excluded.features,"
-            " files = excluded.files, plugins = excluded.plugins, note = NULL,"
+            " files = excluded.files, plugins = excluded.plugins, probation = excluded.probation,"
+            " note = NULL,"
             " updated_at = excluded.updated_at",
             (name, now, now, hb.uptime, hb.boot, hb.mem_free, hb.fw, hb.interval,
-             json.dumps(list(hb.features)), json.dumps(hb.files), json.dumps(hb.plugins), now))
+             json.dumps(list(hb.features)), json.dumps(hb.files), json.dumps(hb.plugins), int(hb.probation), now))
 
     def record_plugin_state(self, db, name, plugin, state):
         row = db.execute("SELECT plugins FROM devices WHERE name = ?", (name,)).fetchone()

@@ -45,6 +45,11 @@ def _handle_no_space(exc):
                    "%s: nothing was stored; free some space and try again" % exc)
 
 
+def _handle_not_running(exc):
+    # a process without the services (the CLI's app, a test's): nothing was queued
+    return _answer(503, "not_running", "Service Unavailable", str(exc))
+
+
 def _handle_database_error(exc):
     # "database or disk is full", or an I/O error on a disk with no room left (SQLite cannot
     # even open its write-ahead log then), is the disk's: a 507. Any other is ours: a 500.
@@ -70,7 +75,9 @@ def init_app(app):
 
     from .filestore import NoSpace
     from .keys import BrokerUnusable
+    from .push.service import NotRunning
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(BrokerUnusable, _handle_broker_unusable)
     app.register_error_handler(NoSpace, _handle_no_space)
+    app.register_error_handler(NotRunning, _handle_not_running)
     app.register_error_handler(sqlite3.OperationalError, _handle_database_error)

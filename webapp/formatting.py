@@ -2,6 +2,8 @@
 import time
 from datetime import datetime
 
+from .push.states import State, for_scripts
+
 
 def size(n):
     if n is None:
@@ -46,6 +48,9 @@ def clock(ts):
 
 
 def init_app(app):
+    # Push states for the templates (PushState.FAILED) and, as JSON in base.html's
+    # data-push-states, for the page scripts: one enumeration, no copy in JS.
+    app.context_processor(lambda: {"PushState": State, "push_states": for_scripts()})
     app.add_template_filter(size)
     app.add_template_filter(ago)
     app.add_template_filter(duration)

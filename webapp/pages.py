@@ -4,35 +4,25 @@ import json
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    url_for)
 
-from . import keys
+from . import extension, keys
 from .auth import holds_secret
 from .db import get_db
 from .filestore import FileTooLarge, NoSpace
 from .manifest import PROTECTED, runtime_files
 from .names import BadName, check_device_name
-from .push_log import FINAL, find_pushes
-from .pushes import PushRejected
+from .push import store
+from .push.service import PushRejected
+from .push.states import LIST_FILTERS
 from .schemas import BadInput, parse_ids
 
 bp = Blueprint("pages", __name__)
 
-OUTCOMES = ("done", "failed", "unconfirmed", "active")
-
-
-def _ext():
-    return current_app.extensions["dcc_ota"]
-
-
-def _services():
-    services = _ext().get("services")
-    if services is None:
-        abort(503, "the push service is not running in this process")
-    return services
+OUTCOMES = LIST_FILTERS
 
 
 @bp.get("/")
 def devices():
-    return render_template("pages/devices.html", devices=_ext()["registry"].all(get_db()),
+    return render_template("pages/devices.html", devices=extension.of().registry.all(get_db()),
                            guarded=sorted(set(PROTECTED) | runtime_files()))
 
 
@@ -41,7 +31,7 @@ def delete_on_device(name):
     """Delete one file on a device: a push of its own, journaled (a rollback restores it)."""
     target = request.form.get("name", "")
     try:
-        push_id = _services().pushes.create(get_db(), name, [], None,
+        push_id = extension.of().pushes.create(get_db(), name, [], None,
                                             request.form.get("force") == "yes", [target])
     except PushRejected as exc:
         flash("Not deleted: %s" % exc, "error")
@@ -83,8 +73,8 @@ def device_settings(name):
 @bp.get("/files")
 def files():
     db = get_db()
-    return render_template("pages/files.html", files=_ext()["store"].all(db),
-                           carriers=_ext()["registry"].carriers(db),
+    return render_template("pages/files.html", files=extension.of().store.all(db),
+                           carriers=extension.of().registry.carriers(db),
                            max_upload=current_app.config["OTA_MAX_UPLOAD"])
 
 
@@ -96,7 +86,7 @@ def upload():
         flash("Choose one or more files first.", "error")
         return redirect(url_for(".files"))
     try:  # all or nothing, as the API
-        stored = _ext()["store"].save_all(get_db(), [(u.stream, u.filename) for u in uploads])
+        stored = extension.of().store.save_all(get_db(), [(u.stream, u.filename) for u in uploads])
     except (FileTooLarge, BadName, NoSpace) as exc:
         flash("Nothing was stored: %s." % exc, "error")
         return redirect(url_for(".files"))
@@ -106,8 +96,8 @@ def upload():
 
 @bp.post("/files/<sha256>/delete")
 def delete_file(sha256):
-    f = _ext()["store"].get(get_db(), sha256)
-    if f is None or not _ext()["store"].delete(get_db(), sha256):
+    f = extension.of().store.get(get_db(), sha256)
+    if f is None or not extension.of().store.delete(get_db(), sha256):
         flash("That file is already gone.", "error")
     else:
         flash("Deleted %s." % f.name, "ok")
@@ -117,8 +107,8 @@ def delete_file(sha256):
 @bp.get("/push")
 def push_form():
     db = get_db()
-    return render_template("pages/push.html", files=_ext()["store"].all(db),
-                           devices=_ext()["registry"].all(db),
+    return render_template("pages/push.html", files=extension.of().store.all(db),
+                           devices=extension.of().registry.all(db),
                            chosen_files=request.args.getlist("file"),
                            chosen_devices=request.args.getlist("device"),
                            protected=PROTECTED)
@@ -132,14 +122,9 @@ def push():
     if not files or not devices:
         flash("Pick at least one file and one device.", "error")
         return redirect(again)
-    target = request.form.get("target", "").strip() or None
-    if target and len(files) > 1:
-        flash("A new name on the device is for a push of one file: clear it to push %d files "
-              "as they are named." % len(files), "error")
-        return redirect(again)
     try:
-        ids = _services().pushes.create_many(db, list(dict.fromkeys(devices)),
-                                             files if len(files) > 1 else files[0], target,
+        ids = extension.of().pushes.create_many(db, list(dict.fromkeys(devices)), files,
+                                             request.form.get("target", "").strip() or None,
                                              request.form.get("force") == "yes")
     except PushRejected as exc:
         flash("Not pushed: %s" % exc, "error")
@@ -154,15 +139,15 @@ def timeline(ids):
         wanted = parse_ids(ids)[:50]
     except BadInput:
         abort(404)  # no push can have such an id
-    pushes = find_pushes(get_db(), ids=wanted, limit=len(wanted))
+    pushes = store.find_pushes(get_db(), ids=wanted, limit=len(wanted))
     if not pushes:
         abort(404, "no such push")
-    return render_template("pages/timeline.html", pushes=pushes, ids=ids, final=FINAL)
+    return render_template("pages/timeline.html", pushes=pushes, ids=ids)
 
 
 @bp.post("/pushes/<int:push_id>/cancel")
 def cancel(push_id):
-    if _services().pushes.cancel(push_id):
+    if extension.of().pushes.cancel(push_id):
         flash("Cancelled push %d." % push_id, "ok")
     else:
         flash("Push %d had already ended." % push_id, "error")
@@ -172,7 +157,7 @@ def cancel(push_id):
 @bp.post("/pushes/<int:push_id>/retry")
 def retry(push_id):
     try:
-        new_id = _services().pushes.retry(get_db(), push_id)
+        new_id = extension.of().pushes.retry(get_db(), push_id)
     except PushRejected as exc:
         flash("Not retried: %s" % exc, "error")
         return redirect(url_for(".timeline", ids=push_id))
@@ -185,7 +170,7 @@ def history():
     device = request.args.get("device") or None
     outcome = request.args.get("outcome") if request.args.get("outcome") in OUTCOMES else None
     db = get_db()
-    devices = [r["device"] for r in db.execute("SELECT DISTINCT device FROM pushes ORDER BY 1")]
+    devices = store.pushed_devices(db)
     return render_template("pages/history.html", device=device, outcome=outcome,
                            devices=devices, outcomes=OUTCOMES,
-                           pushes=find_pushes(db, device=device, state=outcome, limit=200))
+                           pushes=store.find_pushes(db, device=device, state=outcome, limit=200))

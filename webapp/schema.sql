@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS devices (
     files       TEXT NOT NULL DEFAULT '{}',
     plugins     TEXT NOT NULL DEFAULT '{}',
     note        TEXT,
+    -- 1 while it runs an update on probation (it refuses a new one until its verdict)
+    probation   INTEGER NOT NULL DEFAULT 0,
     -- When anything above last changed: the cursor of the live device list.
     updated_at  REAL NOT NULL
 );
@@ -48,7 +50,11 @@ CREATE TABLE IF NOT EXISTS pushes (
     total       INTEGER NOT NULL,
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    -- The process running it (push/store.py, process_id) and, while it talks to the device,
+    -- until when it holds the device (Unix time): one push per device across processes.
+    owner       TEXT,
+    lease_until REAL
 );
 CREATE INDEX IF NOT EXISTS pushes_device ON pushes (device, id);
 CREATE INDEX IF NOT EXISTS pushes_updated ON pushes (updated_at);
@@ -61,13 +67,16 @@ CREATE TABLE IF NOT EXISTS push_files (
     PRIMARY KEY (push_id, position)
 );
 
--- One row per step of a push, timestamped: the push's timeline.
+-- One row per step of a push, timestamped: the push's timeline. A row is a state entered or
+-- a note (push/states.py: a retry, a wait), never both.
 CREATE TABLE IF NOT EXISTS push_events (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     push_id INTEGER NOT NULL REFERENCES pushes (id),
     at      REAL NOT NULL,
-    state   TEXT NOT NULL,
-    detail  TEXT
+    state   TEXT,
+    detail  TEXT,
+    note    TEXT,
+    CHECK ((state IS NULL) != (note IS NULL))
 );
 CREATE INDEX IF NOT EXISTS push_events_push ON push_events (push_id, id);
 

@@ -13,6 +13,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
                       StrictInt, StrictStr, StringConstraints, ValidationError,
                       model_validator)
 
+from .push.states import LIST_FILTERS
+
 SQLITE_MAX = 2 ** 63 - 1  # SQLite's INTEGER: an id beyond it cannot exist (and cannot be asked)
 MAX_IDS = 500
 
@@ -91,7 +93,7 @@ class PushesQuery(_Query):
     """GET /api/pushes"""
     device: Optional[Annotated[str, StringConstraints(max_length=64),
                                AfterValidator(_unicode)]] = None
-    state: Optional[Literal["done", "failed", "unconfirmed", "active"]] = None
+    state: Optional[Literal[LIST_FILTERS]] = None
     ids: Optional[Annotated[str, Field(max_length=MAX_IDS * 20)]] = None
     since: Optional[float] = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50

@@ -4,47 +4,52 @@ import os
 import secrets
 import socket
 
+from . import extension
 from .broker import EmbeddedBroker
 from .bus import Bus
 from .db import get_db
 from .devices import parse_heartbeat
 from .names import is_device_name
 from .payloads import load_object
-from .pushes import PushService
 
 MAX_PLUGIN_STATE = 2048
 
 log = logging.getLogger(__name__)
 
 
+def broker_address(cfg):
+    """(host, port) of the MQTT broker this process talks to: MQTT_BROKER_URL and
+    MQTT_BROKER_PORT, or without a URL the embedded broker's port on this host (the server
+    runs it; a CLI run uses the server's)."""
+    if cfg.get("MQTT_BROKER_URL"):
+        return cfg["MQTT_BROKER_URL"], cfg["MQTT_BROKER_PORT"]
+    return "127.0.0.1", cfg["OTA_EMBEDDED_BROKER_PORT"]
+
+
 class Services:
-    """Lives in app.extensions['dcc_ota'] once started; stop() undoes start()."""
+    """The DccOta's `services` once started (start_services); stop() undoes start()."""
 
     def __init__(self, app, role):
-        ext = app.extensions["dcc_ota"]
+        ext = extension.of(app)
         self.app = app
         self.role = role
-        self.registry, self.store = ext["registry"], ext["store"]
+        self.registry, self.store, self.pushes = ext.registry, ext.store, ext.pushes
         self.broker = None
         # No two processes may share a client id: the broker would drop one for the other.
         client_id = app.config.get("MQTT_CLIENT_ID") or "dcc-ota-%s-%s" % (role, socket.gethostname())
         client_id = "%s-%d-%s" % (client_id[:40], os.getpid(), secrets.token_hex(3))
-        self.bus = Bus(app, client_id)
-        self.pushes = PushService(app, self.bus, self.registry, self.store)
+        self.bus = Bus(app, client_id, *broker_address(app.config))
         self.bus.on("status", self._on_status)
         self.bus.on("ota_status", self.pushes.on_device_status)
         self.bus.on("plugin_state", self._on_plugin_state)
 
     def start(self):
         cfg = self.app.config
-        if not cfg.get("MQTT_BROKER_URL"):
-            if self.role == "server":
-                self.broker = EmbeddedBroker(cfg["OTA_EMBEDDED_BROKER_BIND"],
-                                             cfg["OTA_EMBEDDED_BROKER_PORT"])
-                self.broker.start()
-            # The CLI talks to the running server's embedded broker.
-            cfg["MQTT_BROKER_URL"] = "127.0.0.1"
-            cfg["MQTT_BROKER_PORT"] = cfg["OTA_EMBEDDED_BROKER_PORT"]
+        if not cfg.get("MQTT_BROKER_URL") and self.role == "server":
+            self.broker = EmbeddedBroker(cfg["OTA_EMBEDDED_BROKER_BIND"],
+                                         cfg["OTA_EMBEDDED_BROKER_PORT"])
+            self.broker.start()
+        self.pushes.start(self.bus)
         self.bus.start()
         if self.role == "server":
             with self.app.app_context():
@@ -82,13 +87,14 @@ class Services:
 
 def start_services(app, role="server"):
     """Start this process's services once; later calls return the running ones."""
-    ext = app.extensions["dcc_ota"]
-    if ext.get("services") is None:
-        ext["services"] = Services(app, role).start()
-    return ext["services"]
+    ext = extension.of(app)
+    if ext.services is None:
+        ext.services = Services(app, role).start()
+    return ext.services
 
 
 def stop_services(app):
-    services = app.extensions["dcc_ota"].pop("services", None)
+    ext = extension.of(app)
+    services, ext.services = ext.services, None
     if services is not None:
         services.stop()

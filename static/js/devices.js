@@ -18,7 +18,10 @@
     const pushUrl = new URL(root.dataset.pushUrl, location.href);
     pushUrl.searchParams.set("device", name);
     const c = el("article", { class: "card device", "data-device": name },
-      el("header", {}, el("h2", {}, name), el("span", { class: "badge", "data-field": "state" })),
+      el("header", {}, el("h2", {}, name), el("span", { class: "badge", "data-field": "state" }),
+        el("span", { class: "badge probation", "data-field": "probation", hidden: true,
+          title: "Running an update on probation: it takes no other until it confirms or rolls back." },
+        "on probation")),
       el("p", { class: "insecure", "data-field": "insecure", hidden: true,
         title: "It takes unsigned triggers: anyone who can publish on the broker can update it." },
       "insecure: no key"),
@@ -63,6 +66,7 @@
     c.classList.toggle("offline", !d.online);
     field(c, "state").textContent = d.online ? "online" : "offline";
     field(c, "insecure").hidden = d.secure;
+    field(c, "probation").hidden = !(d.online && d.probation);
     lastSeen.set(d.name, [d.last_seen, d.note]);
     field(c, "uptime").textContent = duration(d.uptime);
     field(c, "boot").textContent = d.boot === null ? "–" : String(d.boot);

@@ -5,6 +5,8 @@
   const root = document.getElementById("pushes");
   if (!root) return;
   const { el, poll, size, clock, elapsed } = window.DccLive;
+  // the states as the server defines them (webapp/push/states.py), from base.html
+  const states = JSON.parse(document.body.dataset.pushStates);
 
   function render(p) {
     const c = root.querySelector(`[data-push="${p.id}"]`);
@@ -18,10 +20,10 @@
     f("bytes").textContent = `${size(p.bytes_sent)} of ${size(p.total)}`;
     const t0 = p.events.length ? p.events[0].at : 0;
     f("events").replaceChildren(...p.events.map((e, i) =>
-      el("li", { class: "step-" + e.state },
+      el("li", { class: `${e.kind} step-${e.state}` },
         el("time", {}, i === 0 ? clock(e.at) : elapsed(e.at - t0)), " ",
         el("strong", {}, e.state), " ", e.detail || "")));
-    const failed = p.state === "failed";
+    const failed = p.state === states.failed;
     const reason = f("reason");
     reason.hidden = !failed;
     if (failed) {
@@ -29,7 +31,7 @@
         p.detail ? ": " + p.detail : "");
     }
     f("retry").hidden = !failed;
-    f("cancel").hidden = ["done", "failed", "unconfirmed"].includes(p.state);
+    f("cancel").hidden = states.final.includes(p.state);
   }
 
   poll(root.dataset.pollUrl, (data) => data.pushes.forEach(render));

@@ -217,7 +217,7 @@ def server(tmp, broker_conf):
         logging.getLogger("webapp").setLevel(logging.WARNING)
         start_services(app)
         try:
-            if not app.extensions["dcc_ota"]["services"].bus.wait_connected(15):
+            if not app.extensions["dcc_ota"].services.bus.wait_connected(15):
                 raise RuntimeError("the server could not reach its MQTT broker")
             yield app
         finally:
@@ -228,14 +228,15 @@ def push_and_wait(app, device, data, name, timeout=60):
     """Store data, push it to device, wait for the end; returns the push with its timeline
     as {state: time}. Raises RuntimeError when the push does not end `done`."""
     from webapp.db import get_db
-    from webapp.push_log import FINAL, get_push
+    from webapp.push.states import FINAL
+    from webapp.push.store import get_push
 
     with app.app_context():
         db = get_db()
         ext = app.extensions["dcc_ota"]
-        f = ext["store"].save(db, io.BytesIO(data), name)
-        service = ext["services"].pushes
-        push_id = service.create(db, device, f)
+        f = ext.store.save(db, io.BytesIO(data), name)
+        service = ext.services.pushes
+        push_id = service.create(db, device, [f])
         # Block on the push thread's end instead of polling the database: a poll would
         # compete with the push for the interpreter while it is being timed.
         if not service.wait(push_id, timeout):

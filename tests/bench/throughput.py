@@ -72,9 +72,9 @@ def device_once(app, name, path):
     from webapp.db import get_db
 
     with app.app_context():
-        before = app.extensions["dcc_ota"]["registry"].get(get_db(), name).boot
+        before = app.extensions["dcc_ota"].registry.get(get_db(), name).boot
     with common.Sender(path, timeout=30) as tx:
-        app.extensions["dcc_ota"]["services"].bus.publish(name + "/OTA",
+        app.extensions["dcc_ota"].services.bus.publish(name + "/OTA",
                                                           tx.trigger("blob.bin"))
         tx._thread.join(30)
     if tx.error or "closed" not in tx.events:

@@ -41,9 +41,9 @@ def main():
         try:
             registered(app, dev.name, lambda d: d.online and "bundle" in d.features, timeout=30)
             with app.app_context():
-                stored = app.extensions["dcc_ota"]["store"].save(
+                stored = app.extensions["dcc_ota"].store.save(
                     get_db(), io.BytesIO(b"HELLO = 'over IPv6'\n"), "hello.py")
-                push_id = services.pushes.create(get_db(), dev.name, stored, "hello.py")
+                push_id = services.pushes.create(get_db(), dev.name, [stored], "hello.py")
             row = finished(app, push_id, timeout=60)
             print(json.dumps({"state": row["state"], "reason": row["reason"],
                               "detail": row["detail"], "local": services.bus.local_address(),

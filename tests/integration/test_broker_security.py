@@ -64,7 +64,7 @@ def test_a_device_can_write_only_its_own_topics(tls_broker, tmp_path):
         beat = b'{"online": true, "interval": 60}'
         lamp.publish("lamp2/status", beat).wait_for_publish(5)  # pretending to be another
         lamp.publish("lamp1/status", beat).wait_for_publish(5)
-        registry = app.extensions["dcc_ota"]["registry"]
+        registry = app.extensions["dcc_ota"].registry
         from webapp.db import get_db
         with app.app_context():
             wait_until(lambda: registry.get(get_db(), "lamp1"), 10, what="lamp1's heartbeat")

@@ -39,10 +39,10 @@ def test_signed_push_taken_forged_unsigned_and_replayed_triggers_refused(
         # the real push: the server signs it, the device takes it and keeps its counter
         mark = watcher.mark()
         data = b"VALUE = %d\n" % secrets.randbelow(10 ** 6)
-        services = server.extensions["dcc_ota"]["services"]
+        services = server.extensions["dcc_ota"].services
         with server.app_context():
-            f = server.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(data), "v.py")
-            push_id = services.pushes.create(get_db(), name, f)
+            f = server.extensions["dcc_ota"].store.save(get_db(), io.BytesIO(data), "v.py")
+            push_id = services.pushes.create(get_db(), name, [f])
         row = wait_until(lambda: (lambda r: r if r["state"] in ("done", "failed") else None)(
             push_row(server, push_id)), 60, what="the signed push")
         assert row["state"] == "done", (row["reason"], row["detail"], row["events"], dev.log_text())

@@ -66,7 +66,7 @@ def test_the_server_survives_malformed_mqtt_and_stores_only_what_parses(server, 
             sent += 1
         mq.publish("fz-sync", b"done")
         mq.wait_for("fz-sync", timeout=30)
-    services = server.extensions["dcc_ota"]["services"]
+    services = server.extensions["dcc_ota"].services
     assert services.bus.sync(60), "the server's MQTT client stopped reading"
     assert sent >= 2000
 
@@ -86,8 +86,8 @@ def test_the_server_survives_malformed_mqtt_and_stores_only_what_parses(server, 
     dev = devices(name)
     registered(server, name, lambda d: d.online)
     with server.app_context():
-        f = server.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(b"OK = 1\n"), "ok.py")
-        push_id = services.pushes.create(get_db(), name, f)
+        f = server.extensions["dcc_ota"].store.save(get_db(), io.BytesIO(b"OK = 1\n"), "ok.py")
+        push_id = services.pushes.create(get_db(), name, [f])
     row = wait_until(lambda: (lambda r: r if r["state"] in ("done", "failed") else None)(
         push_row(server, push_id)), 30, what="the push after the fuzz")
     assert row["state"] == "done", row
@@ -113,7 +113,7 @@ def test_a_lone_surrogate_in_a_heartbeat_is_refused_with_one_log_line(server, mo
             mq.publish(topic, payload, retain=False)
         mq.publish("fz-sync2", b"done")
         mq.wait_for("fz-sync2", timeout=30)
-    assert server.extensions["dcc_ota"]["services"].bus.sync(30)
+    assert server.extensions["dcc_ota"].services.bus.sync(30)
     with server.app_context():
         names = {r[0] for r in get_db().execute("SELECT name FROM devices")}
     assert not names & {"fz-sur", "fz-sur2", "fz-sur3"}
@@ -121,7 +121,7 @@ def test_a_lone_surrogate_in_a_heartbeat_is_refused_with_one_log_line(server, mo
                 or "is not a JSON number" in r.getMessage()]
     assert len(warnings) == len(payloads), warnings  # one line each
     with server.app_context():
-        plugins = server.extensions["dcc_ota"]["registry"].get(get_db(), "fz-nan").plugins
+        plugins = server.extensions["dcc_ota"].registry.get(get_db(), "fz-nan").plugins
     assert plugins == {"lamp": {"led": False}}
     json.dumps(plugins, allow_nan=False)  # what the pages poll stays JSON
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -87,7 +87,7 @@ def test_push_wait_exits_0_when_the_device_runs_the_new_file(server, devices, un
     sha1 = hashlib.sha1(src.read_bytes()).hexdigest()
     registered(server, name, lambda d: d.files.get("main.py") == sha1)
     # The server kept its own MQTT session all along: the CLI used another client id.
-    assert server.extensions["dcc_ota"]["services"].bus.connected.is_set()
+    assert server.extensions["dcc_ota"].services.bus.connected.is_set()
 
     listing = ota(cli_env(mosquitto, tmp_path), "devices")
     assert listing.returncode == 0

@@ -2,13 +2,15 @@
 and cancel works on every push that is not final: here the failure path itself fails (the
 database refuses the write that records the failure)."""
 import io
+import socket
 import sqlite3
+import subprocess
 
 import pytest
 
 from tests.support.app import finished, push_row, registered, take_offline
 from tests.support.waiting import wait_until
-from webapp import push_log
+from webapp.push import store
 from webapp.db import get_db
 from webapp.manifest import Item
 
@@ -16,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 def refusing(times):
-    """push_log.finish that raises `times` times (the database busy), then works."""
-    real = push_log.finish
+    """store.finish that raises `times` times (the database busy), then works."""
+    real = store.finish
     left = [times]
 
     def finish(*args, **kwargs):
@@ -34,13 +36,13 @@ def offline_push(server, devices, unique):
     registered(server, name)
     take_offline(server, dev)
     with server.app_context():
-        f = server.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(b"E = 1\n"), "e.py")
-        return server.extensions["dcc_ota"]["services"].pushes.create(get_db(), name, f)
+        f = server.extensions["dcc_ota"].store.save(get_db(), io.BytesIO(b"E = 1\n"), "e.py")
+        return server.extensions["dcc_ota"].services.pushes.create(get_db(), name, [f])
 
 
 def test_a_failure_that_cannot_be_recorded_at_once_is_recorded_on_a_second_try(
         server, devices, unique, monkeypatch):
-    monkeypatch.setattr(push_log, "finish", refusing(1))
+    monkeypatch.setattr(store, "finish", refusing(1))
     push_id = offline_push(server, devices, unique)
 
     row = finished(server, push_id, timeout=30)
@@ -50,8 +52,8 @@ def test_a_failure_that_cannot_be_recorded_at_once_is_recorded_on_a_second_try(
 
 def test_a_push_whose_end_could_not_be_recorded_can_still_be_cancelled(server, devices, unique,
                                                                        monkeypatch):
-    services = server.extensions["dcc_ota"]["services"]
-    monkeypatch.setattr(push_log, "finish", refusing(2))
+    services = server.extensions["dcc_ota"].services
+    monkeypatch.setattr(store, "finish", refusing(2))
     push_id = offline_push(server, devices, unique)
     wait_until(lambda: services.pushes.wait(push_id, 0.5), 30, what="the push thread to end")
     assert push_row(server, push_id)["state"] == "waiting"  # left behind by its thread
@@ -76,10 +78,10 @@ def test_a_device_that_restarts_mid_transfer_is_noticed_at_once_and_the_push_ret
     registered(server, name, lambda d: d.online and "bundle" in d.features)
     small, big = b"S = 1\n", bytes(range(256)) * 256  # 64 KB: it fits the socket buffers
     with server.app_context():
-        store = server.extensions["dcc_ota"]["store"]
+        store = server.extensions["dcc_ota"].store
         files = [store.save(get_db(), io.BytesIO(small), "small.py"),
                  store.save(get_db(), io.BytesIO(big), "big.bin")]
-        push_id = server.extensions["dcc_ota"]["services"].pushes.create(get_db(), name, files)
+        push_id = server.extensions["dcc_ota"].services.pushes.create(get_db(), name, files)
 
     row = finished(server, push_id, timeout=60)
 
@@ -92,13 +94,20 @@ def test_a_device_that_restarts_mid_transfer_is_noticed_at_once_and_the_push_ret
     assert (dev.flash_dir / "big.bin").read_bytes() == big
 
 
+def dead_process():
+    """A push owner (push/service.py, process_id) whose process has ended on this host."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its pid names no process now
+    return "%s:%d:gone" % (socket.gethostname(), gone.pid)
+
+
 def cut_off_push(server, name, data, state="sent"):
     """A push of `data` as notes.txt, as a server killed mid-way leaves it in the database."""
     with server.app_context():
         db = get_db()
-        f = server.extensions["dcc_ota"]["store"].save(db, io.BytesIO(data), "notes.txt")
-        push_id = push_log.insert(db, name, [Item(f, "notes.txt")], False)
-        push_log.step(db, push_id, state, None)
+        f = server.extensions["dcc_ota"].store.save(db, io.BytesIO(data), "notes.txt")
+        push_id = store.insert(db, name, [Item(f, "notes.txt")], False, dead_process())
+        store.step(db, push_id, state, None)
         return push_id
 
 
@@ -118,7 +127,7 @@ def test_a_restart_reconciles_a_push_cut_off_with_what_the_device_reports(
         dev.start()  # its boot lists the file
         registered(server, name, lambda d: d.online and d.boot == 2)
     push_id = cut_off_push(server, name, notes)
-    services = server.extensions["dcc_ota"]["services"]
+    services = server.extensions["dcc_ota"].services
 
     with server.app_context():
         services.pushes.resume(get_db())

@@ -22,13 +22,13 @@ pytestmark = pytest.mark.integration
 
 def stored(app, data, name):
     with app.app_context():
-        return app.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(data), name)
+        return app.extensions["dcc_ota"].store.save(get_db(), io.BytesIO(data), name)
 
 
 def push(app, device, data, name, target=None):
     f = stored(app, data, name)
     with app.app_context():
-        return app.extensions["dcc_ota"]["services"].pushes.create(get_db(), device, f, target)
+        return app.extensions["dcc_ota"].services.pushes.create(get_db(), device, [f], target)
 
 
 
@@ -80,14 +80,14 @@ def test_a_corrupted_stream_fails_with_hash_mismatch_and_keeps_the_old_file(serv
     old = (dev.flash_dir / "main.py").read_bytes()
     data = padded_main_py(2000, tag="corrupt")
     f = stored(server, data, "main.py")
-    path = server.extensions["dcc_ota"]["store"].path(f.sha256)
+    path = server.extensions["dcc_ota"].store.path(f.sha256)
     rotten = bytearray(data)
     rotten[1000] ^= 0xFF  # the bytes on the server's disk rotted after the upload
     with open(path, "wb") as out:
         out.write(rotten)
 
     with server.app_context():
-        push_id = server.extensions["dcc_ota"]["services"].pushes.create(get_db(), name, f)
+        push_id = server.extensions["dcc_ota"].services.pushes.create(get_db(), name, [f])
     row = finished(server, push_id)
 
     assert (row["state"], row["reason"]) == ("failed", "hash mismatch"), row
@@ -186,7 +186,7 @@ def test_a_push_waits_for_an_offline_device_and_runs_when_it_returns(patient, de
 def test_a_waiting_push_can_be_cancelled(patient, devices, unique):
     _, push_id = waiting_push(patient, devices, unique("cancel"), b"NEVER = 1\n", "never.py")
 
-    assert patient.extensions["dcc_ota"]["services"].pushes.cancel(push_id)
+    assert patient.extensions["dcc_ota"].services.pushes.cancel(push_id)
 
     row = finished(patient, push_id, timeout=5)
     assert (row["state"], row["reason"], row["detail"]) == ("failed", "cancelled",

@@ -22,7 +22,7 @@ BOOT_MAIN = padded_main_py(600, tag="old")
 
 def stored(app, data, name):
     with app.app_context():
-        return app.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(data), name)
+        return app.extensions["dcc_ota"].store.save(get_db(), io.BytesIO(data), name)
 
 
 def push(app, device, files, force=False):
@@ -30,9 +30,9 @@ def push(app, device, files, force=False):
     fs = [stored(app, data, name) for name, data in files]
     targets = [name for name, _ in files]
     with app.app_context():
-        svc = app.extensions["dcc_ota"]["services"].pushes
+        svc = app.extensions["dcc_ota"].services.pushes
         if len(fs) == 1:
-            return svc.create(get_db(), device, fs[0], targets[0], force)
+            return svc.create(get_db(), device, fs[:1], targets[0], force)
         # several files take their stored names
         return svc.create(get_db(), device, fs, None, force)
 
@@ -82,13 +82,13 @@ def test_a_bundle_with_one_corrupted_file_changes_nothing(server, devices, uniqu
              ("extra.py", b"Y = 2\n")]
     fs = [stored(server, data, n) for n, data in files]
     # the store's copy of the second file rots: same size, one byte changed
-    path = Path(server.extensions["dcc_ota"]["store"].path(fs[1].sha256))
+    path = Path(server.extensions["dcc_ota"].store.path(fs[1].sha256))
     raw = bytearray(path.read_bytes())
     raw[10] ^= 0x20
     path.chmod(0o644)
     path.write_bytes(bytes(raw))
     with server.app_context():
-        push_id = server.extensions["dcc_ota"]["services"].pushes.create(get_db(), name, fs)
+        push_id = server.extensions["dcc_ota"].services.pushes.create(get_db(), name, fs)
 
     row = finished(server, push_id)
 

@@ -16,7 +16,7 @@ from tests.support.app import finished, registered
 from tests.support.devices import MqttWatcher, OneShotSender
 from tests.support.waiting import wait_until
 from webapp.db import get_db
-from webapp.pushes import PushRejected
+from webapp.push.service import PushRejected
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +30,16 @@ def sha1(data):
 
 def stored(app, data, name):
     with app.app_context():
-        return app.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(data), name)
+        return app.extensions["dcc_ota"].store.save(get_db(), io.BytesIO(data), name)
 
 
 def push(app, device, files=(), delete=(), force=False):
     """files: [(name on device, bytes)]; returns the push id (PushRejected if refused)."""
     fs = [stored(app, data, name) for name, data in files]
     with app.app_context():
-        svc = app.extensions["dcc_ota"]["services"].pushes
+        svc = app.extensions["dcc_ota"].services.pushes
         if len(fs) == 1:
-            return svc.create(get_db(), device, fs[0], files[0][0], force, delete)
+            return svc.create(get_db(), device, fs[:1], files[0][0], force, delete)
         return svc.create(get_db(), device, fs, None, force, delete)
 
 
@@ -335,7 +335,7 @@ def test_a_push_to_several_devices_is_refused_for_all_when_one_cannot_take_it(se
     name, dev = device
     done(server, name, [("notes.txt", b"landing\n")])
     with server.app_context():
-        svc = server.extensions["dcc_ota"]["services"].pushes
+        svc = server.extensions["dcc_ota"].services.pushes
         before = get_db().execute("SELECT COUNT(*) FROM pushes").fetchone()[0]
         with pytest.raises(PushRejected, match="ghost-lamp was never heard from"):
             svc.create_many(get_db(), [name, "ghost-lamp"], [], None, False, ["notes.txt"])

@@ -27,8 +27,8 @@ def sha1(data):
 
 def push(app, device, name, data):
     with app.app_context():
-        f = app.extensions["dcc_ota"]["store"].save(get_db(), io.BytesIO(data), name)
-        return app.extensions["dcc_ota"]["services"].pushes.create(get_db(), device, f, name)
+        f = app.extensions["dcc_ota"].store.save(get_db(), io.BytesIO(data), name)
+        return app.extensions["dcc_ota"].services.pushes.create(get_db(), device, [f], name)
 
 
 

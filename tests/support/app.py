@@ -1,14 +1,15 @@
 """Asking a running app (services started) about its devices and pushes, with deadlines."""
 from tests.support.waiting import wait_until
 from webapp.db import get_db
-from webapp.push_log import FINAL, get_push
+from webapp.push.states import FINAL
+from webapp.push.store import get_push
 
 
 def registered(app, name, pred=lambda d: d.online, timeout=20):
     """Wait until the server's registry shows device `name` matching pred; return it."""
     def check():
         with app.app_context():
-            d = app.extensions["dcc_ota"]["registry"].get(get_db(), name)
+            d = app.extensions["dcc_ota"].registry.get(get_db(), name)
         return d if d is not None and pred(d) else None
     return wait_until(check, timeout, what="device %s in the registry" % name)
 

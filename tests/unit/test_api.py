@@ -50,7 +50,7 @@ def test_home_page_lists_devices_escaped(app, client):
     from webapp.db import get_db
     from webapp.devices import parse_heartbeat
     with app.app_context():
-        app.extensions["dcc_ota"]["registry"].record(
+        app.extensions["dcc_ota"].registry.record(
             get_db(), "lamp1", parse_heartbeat(b'{"online": true, "fw": "<script>x</script>"}'))
     page = client.get("/").data
     assert b"lamp1" in page and b"<script>x" not in page and b"&lt;script&gt;" in page
@@ -62,7 +62,7 @@ def beat(app, name, now, **fields):
     from webapp.devices import parse_heartbeat
     doc = dict({"online": True, "interval": 10}, **fields)
     with app.app_context():
-        app.extensions["dcc_ota"]["registry"].record(get_db(), name, parse_heartbeat(
+        app.extensions["dcc_ota"].registry.record(get_db(), name, parse_heartbeat(
             json.dumps(doc).encode()), now=now)
 
 
@@ -98,7 +98,7 @@ class FakeBus:
 def test_a_plugin_command_is_published_to_the_devices_set_topic(app, client):
     class Services:
         bus = FakeBus()
-    app.extensions["dcc_ota"]["services"] = Services()
+    app.extensions["dcc_ota"].services = Services()
     r = client.post("/api/devices/lamp1/plugins/lamp", json={"led": True})
     assert r.status_code == 202
     assert Services.bus.sent == [("lamp1/lamp/set", '{"led":true}')]
@@ -112,7 +112,7 @@ def test_a_deleted_file_leaves_the_list_and_its_bytes_but_can_come_back(app, cli
     import os
     r = client.post("/api/files", data={"file": (io.BytesIO(b"gone soon"), "tmp.py")})
     sha256 = r.json["files"][0]["sha256"]
-    path = app.extensions["dcc_ota"]["store"].path(sha256)
+    path = app.extensions["dcc_ota"].store.path(sha256)
     assert client.delete("/api/files/" + sha256).status_code == 204
     assert client.get("/api/files").json["files"] == [] and not os.path.exists(path)
     assert client.delete("/api/files/" + sha256).status_code == 404

@@ -38,3 +38,25 @@ def test_nonsense_values_fail_at_start(tmp_path):
     with pytest.raises(ConfigError, match="OTA_TRANSFER_TIMEOUT"):
         create_app({"OTA_DATABASE": str(tmp_path / "d.sqlite"), "OTA_FILE_STORE": str(tmp_path),
                     "OTA_TRANSFER_TIMEOUT": 0})
+
+
+def test_starting_the_services_never_rewrites_the_configuration(tmp_path):
+    """The broker address is resolved once (services.broker_address) and kept by the bus; the
+    app's configuration stays what it was read as, so the settings a device is given still
+    name the embedded broker's port, not the address this process happened to use."""
+    from tests.support.mosquitto import free_port
+    from webapp.services import start_services, stop_services
+
+    port = free_port()
+    app = create_app({"OTA_DATABASE": str(tmp_path / "db.sqlite"),
+                      "OTA_FILE_STORE": str(tmp_path / "files"),
+                      "OTA_EMBEDDED_BROKER_PORT": port, "TESTING": True})
+    before = dict(app.config)
+    services = start_services(app, role="cli")  # a CLI run: the server's broker (none here)
+    try:
+        assert services.bus.where() == "127.0.0.1:%d" % port
+        assert dict(app.config) == before
+        assert app.config["MQTT_BROKER_URL"] is None
+    finally:
+        stop_services(app)
+    assert app.extensions["dcc_ota"].services is None

@@ -9,7 +9,7 @@ from webapp.names import BadName
 
 
 def store(app):
-    return app.extensions["dcc_ota"]["store"]
+    return app.extensions["dcc_ota"].store
 
 
 def test_same_bytes_are_stored_once_under_their_hash(app, db):

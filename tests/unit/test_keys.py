@@ -52,7 +52,7 @@ def test_the_api_adds_devices_and_the_page_marks_keyless_ones_insecure(app, clie
     from webapp.db import get_db
     from webapp.devices import parse_heartbeat
     with app.app_context():
-        reg = app.extensions["dcc_ota"]["registry"]
+        reg = app.extensions["dcc_ota"].registry
         reg.record(get_db(), "signed", parse_heartbeat(b'{"online": true, "features": ["ext", "sig"]}'))
         reg.record(get_db(), "open", parse_heartbeat(b'{"online": true, "features": ["ext"]}'))
     page = client.get("/").data.decode()

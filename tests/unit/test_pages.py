@@ -10,14 +10,14 @@ from webapp.devices import parse_heartbeat
 def beat(app, name, **fields):
     doc = dict({"online": True, "interval": 10}, **fields)
     with app.app_context():
-        app.extensions["dcc_ota"]["registry"].record(get_db(), name, parse_heartbeat(
+        app.extensions["dcc_ota"].registry.record(get_db(), name, parse_heartbeat(
             json.dumps(doc).encode()), now=time.time())
 
 
 def add_push(app, device, state, reason=None):
     with app.app_context():
         db = get_db()
-        f = app.extensions["dcc_ota"]["store"].save(db, io.BytesIO(device.encode()), "f.py")
+        f = app.extensions["dcc_ota"].store.save(db, io.BytesIO(device.encode()), "f.py")
         now = time.time()
         cur = db.execute("INSERT INTO pushes (device, file_sha256, target, state, reason, total,"
                          " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from webapp.manifest import BadPayload, check_targets
-from webapp.pushes import build_trigger, parse_device_status
+from webapp.push.trigger import build_trigger, parse_device_status
 
 
 def test_the_legacy_trigger_is_exactly_the_seeds_four_fields():

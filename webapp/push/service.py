@@ -1,0 +1,322 @@
+"""The push service: makes pushes, queues them one per device, runs each on its own thread
+(push/run.py) and routes the devices' messages to the run they are about.
+
+One push per device: within this process a FIFO per device; across processes sharing the
+database (the server, CLI runs) a lease on the device (push/store.py), renewed here every
+few seconds while its run lives.
+"""
+import collections
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import threading
+
+from ..db import connect, get_db
+from ..manifest import BadPayload, Item, check_fit, check_items, check_targets
+from ..names import check_device_name, check_target
+from . import store
+from .run import PushFailed, PushRun
+from .states import Note, State
+from .trigger import parse_device_status
+
+log = logging.getLogger(__name__)
+
+
+class PushRejected(Exception):
+    """The push cannot be made: the message says why, ready for the user."""
+
+
+class NotRunning(Exception):
+    """The push service is not running in this process (services.start_services)."""
+
+
+def process_id():
+    """This process as a push owner: "host:pid:nonce" (the nonce tells a restarted process
+    that got the same pid from its earlier life)."""
+    return "%s:%d:%s" % (socket.gethostname(), os.getpid(), secrets.token_hex(4))
+
+
+class PushService:
+    """Made with the app, so that a push is checked the same way everywhere; it runs pushes
+    once started (start(bus), by services.Services). Public: create, create_many, retry,
+    resume, wait, cancel, detach, stop, and the two message hooks for the bus. Runs use
+    config, bus, registry, store and owner_gone()."""
+
+    def __init__(self, app, registry, store_):
+        self.app, self.config = app, app.config
+        self.registry, self.store = registry, store_
+        self.bus = None
+        self.owner = None  # process_id(), once started
+        self._lock = threading.Condition()
+        self._runs = {}           # push id -> PushRun, until it ends
+        self._active = {}         # device -> the PushRun that has its turn here
+        self._queues = {}         # device -> push ids in order: one push at a time, FIFO
+        self._threads = []
+        self._stopping = threading.Event()
+        self._unrecorded = set()  # ids whose run ended here without recording the end
+        self._keeper = None
+
+    # -- making pushes -----------------------------------------------------------------------
+
+    def create(self, db, device, files, name=None, force=False, delete=()):
+        """Queue a push to `device`; returns its id.
+
+        `files` is a list of stored files or references to them (a hash prefix or a name):
+        several go as one bundle, each under its own name; `name` renames a single file on
+        the device; `delete` names files the same update deletes there (journaled like a
+        replace: all or none). PushRejected says why a push cannot be made, checked against
+        the device's last heartbeat where there is one.
+        """
+        return self.create_many(db, [device], files, name, force, delete)[0]
+
+    def create_many(self, db, devices, files, name=None, force=False, delete=()):
+        """The same push to each of `devices`, all or none: every one is checked before any
+        is queued. Returns the ids in the order of `devices`.
+
+        The checks, in order: the request's own names (PushRejected), whether pushes run
+        in this process (NotRunning), then the stored files and what each device reported
+        (PushRejected)."""
+        if not isinstance(files, (list, tuple)):
+            raise TypeError("files is a list")
+        try:
+            for device in devices:
+                check_device_name(device)
+            if name is not None:
+                check_target(name)
+            if delete:
+                check_targets(list(delete), force, set(delete))
+        except ValueError as exc:
+            raise PushRejected(str(exc)) from None
+        if self.bus is None:
+            raise NotRunning("the push service is not running in this process")
+        plans = [self._plan(db, device, files, name, force, delete) for device in devices]
+        if self._stopping.is_set():
+            raise PushRejected("the server is shutting down")
+        ids = []
+        for device, items in plans:
+            push_id = store.insert(db, device, items, force, self.owner)
+            self._start(PushRun(self, push_id, device, items, force))
+            ids.append(push_id)
+        return ids
+
+    def _plan(self, db, device, files, name, force, delete):
+        """(device, [Item]) of a push that can be made; PushRejected says why not."""
+        try:
+            if name is not None and len(files) != 1:
+                raise BadPayload("a new name on the device is for a push of one file")
+            items = []
+            for ref in files:
+                stored = self.store.find(db, ref) if isinstance(ref, str) else ref
+                if stored is None:
+                    raise BadPayload("no stored file matches %r" % ref)
+                items.append(Item(stored, name or stored.name))
+            items += [Item(None, target) for target in delete]
+            check_items(items, force)
+            known = self.registry.get(db, device)
+            if known is not None:
+                check_fit(items, known.files)
+        except ValueError as exc:
+            raise PushRejected(str(exc)) from None
+        if len(items) > 1 and known is not None and "bundle" not in known.features:
+            raise PushRejected("%s's firmware takes one file at a time; update its firmware to "
+                               "push several at once" % device)
+        if delete and (known is None or "rm" not in known.features):
+            raise PushRejected("%s's firmware cannot delete files over the air; update its "
+                               "firmware first" % device if known else
+                               "%s was never heard from: no file of it can be deleted" % device)
+        return device, items
+
+    def retry(self, db, push_id):
+        """The same files to the same device under the same names, as a new push."""
+        row = store.head(db, push_id)
+        if row is None:
+            raise PushRejected("no push %d" % push_id)
+        items = self._items(db, push_id)
+        if items is None:
+            raise PushRejected("a file of push %d was deleted; upload it again" % push_id)
+        files = [i for i in items if not i.delete]
+        deletes = [i.target for i in items if i.delete]
+        renamed = len(files) == 1 and files[0].target != files[0].file.name
+        return self.create(db, row["device"], [i.file for i in files],
+                           files[0].target if renamed else None, row["force"], deletes)
+
+    def resume(self, db):
+        """At start: pushes left unfinished by an earlier server go on. Queued or waiting ones
+        start again; one cut off mid-way is reconciled with what its device reports
+        (PushRun._reconcile). A push whose process still lives (a CLI run) is left to it."""
+        for row in store.unfinished(db):
+            if row["id"] in self._runs or not self.owner_gone(row["owner"]):
+                continue
+            if not store.adopt(db, row["id"], self.owner, row["owner"]):
+                continue
+            items = self._items(db, row["id"])
+            if items is None:
+                store.finish(db, row["id"], State.FAILED, "server stopped",
+                             "the server restarted during the push; a file of it is gone")
+                continue
+            cut_off = row["state"] not in (State.QUEUED, State.WAITING)
+            if cut_off:
+                store.note(db, row["id"], Note.RECONCILING, "the server restarted during the "
+                           "push: waiting for the device to say what it has")
+            else:
+                store.note(db, row["id"], Note.RESUMED, "the server restarted")
+            self._start(PushRun(self, row["id"], row["device"], items, bool(row["force"]),
+                                reconcile=cut_off, token=row["token"] if cut_off else None))
+
+    def _items(self, db, push_id):
+        items = []
+        for sha256, target in store.files_of(db, push_id):
+            stored = self.store.get(db, sha256) if sha256 else None
+            if sha256 and stored is None:
+                return None
+            items.append(Item(stored, target))
+        return items
+
+    # -- following and stopping pushes -------------------------------------------------------
+
+    def wait(self, push_id, timeout=None):
+        """Block until the push's run here ends (or timeout); True if it ended."""
+        run = self._runs.get(push_id)
+        return run.finished.wait(timeout) if run else True
+
+    def cancel(self, push_id, reason="cancelled", detail="cancelled by the user"):
+        """End a push that is not final with `reason`, wherever it is; False if it has ended
+        (or another process runs it). A push whose run here ended without recording it is
+        ended in the database (call in an app context)."""
+        if self.bus is None:
+            raise NotRunning("the push service is not running in this process")
+        run = self._runs.get(push_id)
+        if run is None:
+            if push_id not in self._unrecorded:
+                return False
+            store.finish(get_db(), push_id, State.FAILED, reason, detail)
+            self._unrecorded.discard(push_id)
+            return True
+        run.cancel(reason, detail)
+        with self._lock:
+            self._lock.notify_all()  # wakes it if it waits for its turn
+        return True
+
+    def detach(self, push_id):
+        """Stop waiting for a sent push's confirmation: it ends `unconfirmed`."""
+        run = self._runs.get(push_id)
+        if run is not None:
+            run.detach()
+
+    def start(self, bus):
+        """Run pushes from now on, talking to devices over `bus` (bus.Bus)."""
+        self.bus, self.owner = bus, process_id()
+        self._stopping.clear()
+        return self
+
+    def stop(self):
+        self._stopping.set()
+        for push_id in list(self._runs):
+            self.cancel(push_id, "server stopped", "the server shut down during the push")
+        for thread in self._threads:
+            thread.join(5)
+
+    def owner_gone(self, owner):
+        """Whether the process that owned a push is known to be gone: no owner, an earlier
+        life of this process, or a process of this host that no longer exists. Another
+        host's process cannot be seen from here: its leases run out instead."""
+        if not owner:
+            return True
+        if owner == self.owner:
+            return False
+        host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        if int(pid) == os.getpid():
+            return True
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass  # it exists (another user's): alive
+        return False
+
+    # -- messages from devices (paho's thread, inside an app context) -----------------------
+
+    def on_device_status(self, device, payload):
+        run = self._active.get(device)
+        if run is None:
+            return  # a push this process does not run (another server or CLI does)
+        try:
+            status = parse_device_status(payload)
+        except ValueError as exc:
+            log.warning("push %d: ignoring a malformed status from %s: %s", run.id, device, exc)
+            return
+        run.post("device", status)
+
+    def on_heartbeat(self, device, heartbeat):
+        run = self._active.get(device)
+        if run is not None:
+            run.post("heartbeat", heartbeat)
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def _start(self, run):
+        with self._lock:
+            self._runs[run.id] = run
+            self._queues.setdefault(run.device, collections.deque()).append(run.id)
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_leases, name="push-leases",
+                                                daemon=True)
+                self._keeper.start()
+        thread = threading.Thread(target=self._thread, args=(run,), name="push-%d" % run.id,
+                                  daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _thread(self, run):
+        with self.app.app_context():
+            try:
+                with self._turn(run):
+                    self._active[run.device] = run
+                    try:
+                        run.run(get_db())
+                    finally:
+                        self._active.pop(run.device, None)
+            except PushFailed as exc:  # cancelled before its turn
+                run.fail(exc.reason, exc.detail, get_db())
+            finally:
+                if run.unrecorded:
+                    self._unrecorded.add(run.id)
+                with self._lock:
+                    self._runs.pop(run.id, None)
+                run.finished.set()
+                log.info("push %d to %s ended", run.id, run.device)
+
+    @contextlib.contextmanager
+    def _turn(self, run):
+        """Wait until every earlier push to the same device in this process has ended."""
+        queue_ = self._queues[run.device]
+        with self._lock:
+            while queue_[0] != run.id:
+                if run.cancelled:
+                    queue_.remove(run.id)
+                    self._lock.notify_all()
+                    raise PushFailed(*run.cancelled)
+                self._lock.wait(1.0)
+        try:
+            yield
+        finally:
+            with self._lock:
+                queue_.popleft()
+                self._lock.notify_all()
+
+    def _keep_leases(self):
+        """Renew this process's device leases while their runs live (store.LEASE_SECONDS)."""
+        db = None
+        while not self._stopping.wait(store.LEASE_SECONDS / 4):
+            try:
+                db = db or connect(self.config["OTA_DATABASE"])
+                store.renew_leases(db, self.owner, list(self._runs))
+            except Exception:  # noqa: BLE001 (a busy or full database: the next round tries)
+                log.warning("could not renew the device leases", exc_info=True)
+                db = None
