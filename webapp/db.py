@@ -100,10 +100,12 @@ def _session_epoch(conn):
 
 
 def _owners_and_notes(conn):
-    """3: one push per device across processes (pushes.owner, pushes.lease_until), a
+    """3: one push per device across processes (pushes.owner, pushes.lease_until), a cancel
+    that reaches the process running a push (pushes.cancel_request), a
     device's probation (devices.probation), and a timeline's notes apart from its states
     (push_events.note; `state` NULL for a note)."""
     for table, column, kind in (("pushes", "owner", "TEXT"), ("pushes", "lease_until", "REAL"),
+                                ("pushes", "cancel_request", "TEXT"),
                                 ("devices", "probation", "INTEGER NOT NULL DEFAULT 0")):
         if column not in _columns(conn, table):
             conn.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, kind))

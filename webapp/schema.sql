@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS pushes (
     -- The process running it (push/store.py, process_id) and, while it talks to the device,
     -- until when it holds the device (Unix time): one push per device across processes.
     owner       TEXT,
-    lease_until REAL
+    lease_until REAL,
+    -- Set by a process asked to cancel a push another process runs: why (the owner ends it).
+    cancel_request TEXT
 );
 CREATE INDEX IF NOT EXISTS pushes_device ON pushes (device, id);
 CREATE INDEX IF NOT EXISTS pushes_updated ON pushes (updated_at);

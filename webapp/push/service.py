@@ -12,13 +12,14 @@ import os
 import secrets
 import socket
 import threading
+import time
 
 from ..db import connect, get_db
 from ..manifest import BadPayload, Item, check_fit, check_items, check_targets
 from ..names import check_device_name, check_target
 from . import store
 from .run import PushFailed, PushRun
-from .states import Note, State
+from .states import FINAL, Note, State
 from .trigger import parse_device_status
 
 log = logging.getLogger(__name__)
@@ -182,22 +183,31 @@ class PushService:
         return run.finished.wait(timeout) if run else True
 
     def cancel(self, push_id, reason="cancelled", detail="cancelled by the user"):
-        """End a push that is not final with `reason`, wherever it is; False if it has ended
-        (or another process runs it). A push whose run here ended without recording it is
-        ended in the database (call in an app context)."""
+        """End a push that is not final with `reason`, whichever process runs it; False if
+        it has ended (call in an app context).
+
+        Run here: at once. Run by another live process (a CLI run): asked through the
+        database, and that process ends it within a second or so. Run by nobody (its
+        process is gone, or its run here could not record its end): ended in the database.
+        """
         if self.bus is None:
             raise NotRunning("the push service is not running in this process")
         run = self._runs.get(push_id)
-        if run is None:
-            if push_id not in self._unrecorded:
-                return False
-            store.finish(get_db(), push_id, State.FAILED, reason, detail)
+        if run is not None:
+            run.cancel(reason, detail)
+            with self._lock:
+                self._lock.notify_all()  # wakes it if it waits for its turn
+            return True
+        db = get_db()
+        row = store.head(db, push_id)
+        if row is None or row["state"] in FINAL:
+            return False
+        if push_id in self._unrecorded or self.owner_gone(row["owner"]) or \
+                row["owner"] == self.owner:
+            store.finish(db, push_id, State.FAILED, reason, detail)
             self._unrecorded.discard(push_id)
             return True
-        run.cancel(reason, detail)
-        with self._lock:
-            self._lock.notify_all()  # wakes it if it waits for its turn
-        return True
+        return store.request_cancel(db, push_id, detail)
 
     def detach(self, push_id):
         """Stop waiting for a sent push's confirmation: it ends `unconfirmed`."""
@@ -311,12 +321,21 @@ class PushService:
                 self._lock.notify_all()
 
     def _keep_leases(self):
-        """Renew this process's device leases while their runs live (store.LEASE_SECONDS)."""
-        db = None
-        while not self._stopping.wait(store.LEASE_SECONDS / 4):
+        """Every second, the cancels other processes asked for this process's pushes; every
+        LEASE_SECONDS / 4, renew the device leases of the runs that live."""
+        db, renewed = None, 0.0
+        while not self._stopping.wait(1.0):
             try:
                 db = db or connect(self.config["OTA_DATABASE"])
-                store.renew_leases(db, self.owner, list(self._runs))
+                if not self._runs:
+                    continue
+                for push_id, detail in store.cancel_requests(db, self.owner):
+                    run = self._runs.get(push_id)
+                    if run is not None and not run.cancelled:
+                        self.cancel(push_id, "cancelled", detail)
+                if time.monotonic() - renewed >= store.LEASE_SECONDS / 4:
+                    store.renew_leases(db, self.owner, list(self._runs))
+                    renewed = time.monotonic()
             except Exception:  # noqa: BLE001 (a busy or full database: the next round tries)
                 log.warning("could not renew the device leases", exc_info=True)
                 db = None

@@ -167,6 +167,20 @@ def renew_leases(db, owner, push_ids, now=None):
                       [now + LEASE_SECONDS, owner] + list(push_ids)).rowcount
 
 
+def request_cancel(db, push_id, detail):
+    """Ask the process running push_id to cancel it (it looks every second); False if the
+    push is final."""
+    return db.execute("UPDATE pushes SET cancel_request = ? WHERE id = ? AND " + _NOT_FINAL,
+                      [detail, push_id] + list(_FINAL)).rowcount == 1
+
+
+def cancel_requests(db, owner):
+    """[(push id, detail)] of the cancels asked of `owner`'s pushes that are not final."""
+    return [(r["id"], r["cancel_request"]) for r in db.execute(
+        "SELECT id, cancel_request FROM pushes WHERE owner = ? AND cancel_request IS NOT NULL"
+        " AND " + _NOT_FINAL, [owner] + list(_FINAL))]
+
+
 # -- reading for pages, the API and the CLI -----------------------------------------------
 
 def find_pushes(db, device=None, state=None, ids=(), since=None, limit=50):
@@ -200,7 +214,7 @@ def find_pushes(db, device=None, state=None, ids=(), since=None, limit=50):
     by_id = {}
     for row in rows:
         push = dict(row)
-        for private in ("token", "owner", "lease_until"):  # a one-time secret; bookkeeping
+        for private in ("token", "owner", "lease_until", "cancel_request"):  # a secret; bookkeeping
             push.pop(private)
         push["force"] = bool(push["force"])
         push["events"], push["files"] = [], []
