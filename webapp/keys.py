@@ -40,9 +40,18 @@ def get(db, name):
 
 
 def next_counter(db, name):
-    """The next trigger counter for the device, already stored: never used twice."""
-    db.execute("UPDATE device_keys SET counter = counter + 1 WHERE name = ?", (name,))
-    return db.execute("SELECT counter FROM device_keys WHERE name = ?", (name,)).fetchone()[0]
+    """The next trigger counter for the device, already stored: never used twice, by any
+    process sharing the database (the increment and its read are one write transaction)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("UPDATE device_keys SET counter = counter + 1 WHERE name = ?", (name,))
+        counter = db.execute("SELECT counter FROM device_keys WHERE name = ?",
+                             (name,)).fetchone()[0]
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return counter
 
 
 def sign(trigger, key_hex, counter, sha256=True):

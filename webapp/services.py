@@ -49,7 +49,7 @@ class Services:
             self.broker = EmbeddedBroker(cfg["OTA_EMBEDDED_BROKER_BIND"],
                                          cfg["OTA_EMBEDDED_BROKER_PORT"])
             self.broker.start()
-        self.pushes.start(self.bus)
+        self.pushes.start(self.bus, adopt=self.role == "server")
         self.bus.start()
         if self.role == "server":
             with self.app.app_context():

@@ -11,7 +11,10 @@ import pytest
 from tests.support.app import finished, push_row, registered, take_offline
 from tests.support.waiting import wait_until
 from webapp.push import store
+from tests.integration.conftest import server_config
+from webapp import create_app
 from webapp.db import get_db
+from webapp.services import start_services, stop_services
 from webapp.manifest import Item
 
 pytestmark = pytest.mark.integration
@@ -137,3 +140,36 @@ def test_a_restart_reconciles_a_push_cut_off_with_what_the_device_reports(
     assert "reconciling" in [e["state"] for e in row["events"]]
     if not device_has_it:
         assert "the device has the old notes.txt" in row["detail"]
+
+
+def test_a_push_that_cannot_be_resumed_ends_failed_and_the_others_go_on(mosquitto, devices,
+                                                                        unique, tmp_path,
+                                                                        monkeypatch):
+    # role "cli": its pushes adopt nothing by themselves, so only the resume() below does
+    app = create_app(server_config(mosquitto, tmp_path))
+    start_services(app, role="cli")
+    try:
+        name = unique("res")
+        devices(name)
+        registered(app, name, lambda d: d.online and "bundle" in d.features)
+        bad = cut_off_push(app, name, b"bad\n", state="queued")
+        good = cut_off_push(app, name, b"good\n", state="queued")
+        pushes = app.extensions["dcc_ota"].pushes
+        real = pushes._items
+
+        def items(db, push_id):
+            if push_id == bad:
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            return real(db, push_id)
+        monkeypatch.setattr(pushes, "_items", items)
+
+        with app.app_context():
+            adopted = pushes.resume(get_db())
+
+        assert bad not in adopted and good in adopted
+        row = push_row(app, bad)
+        assert (row["state"], row["reason"]) == ("failed", "server error"), row
+        assert "malformed" in row["detail"]
+        assert finished(app, good)["state"] == "done"
+    finally:
+        stop_services(app)

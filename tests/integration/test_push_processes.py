@@ -134,3 +134,33 @@ def test_a_push_whose_process_is_gone_is_cancelled_where_it_lies(server, unique)
     row = push_row(server, push_id)
     assert (row["state"], row["reason"], row["detail"]) == (
         "failed", "cancelled", "cancelled by the user")
+
+
+def test_the_server_finishes_a_push_whose_cli_process_was_killed(server, devices, unique,
+                                                                 mosquitto, tmp_path):
+    """Issue 11, fault 4's kind: nothing that was not final is forgotten, whoever ran it."""
+    name = unique("orphan")
+    dev = devices(name)
+    registered(server, name, lambda d: d.online and "bundle" in d.features)
+    take_offline(server, dev)
+    src = tmp_path / "orphan.txt"
+    src.write_bytes(b"left behind\n")
+    cli = subprocess.Popen([FLASK, "--app", "wsgi", "ota", "push", str(src), "--device", name],
+                           cwd=ROOT, env=cli_env(mosquitto, tmp_path, OTA_OFFLINE_WAIT=120),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def waiting_push():
+        with server.app_context():
+            found = store.find_pushes(get_db(), device=name, state="waiting")
+        return found[0]["id"] if found else None
+    push_id = wait_until(waiting_push, 30, what="the CLI's push to wait for the device")
+    cli.kill()  # SIGKILL: it records nothing
+    cli.communicate(timeout=10)
+    dev.start()
+
+    row = finished(server, push_id, timeout=60)
+
+    assert (row["state"], row["reason"]) == ("done", None), row
+    resumed = [e for e in row["events"] if e["kind"] == "note" and e["state"] == "resumed"]
+    assert [e["detail"] for e in resumed] == ["the process that ran it ended"]
+    assert (dev.flash_dir / "orphan.txt").read_bytes() == b"left behind\n"

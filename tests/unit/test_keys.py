@@ -30,6 +30,27 @@ def test_counters_only_go_up_and_keys_are_made_once(db):
     assert keys.next_counter(db, "lamp1") == 4  # a new key keeps the counter rising
 
 
+def test_no_counter_is_given_twice_to_processes_signing_at_once(app, db):
+    """Every process that signs (the server, CLI runs) takes counters from the same row: two
+    connections taking 200 each at the same time get 400 different ones."""
+    import threading
+
+    from webapp.db import connect
+    keys.add(db, "lamp1")
+    taken = []
+
+    def take():
+        conn = connect(app.config["OTA_DATABASE"])
+        taken.extend(keys.next_counter(conn, "lamp1") for _ in range(200))
+        conn.close()
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(1, 401))
+
+
 def test_adding_a_device_in_the_browser_shows_its_settings(app, client):
     page = client.post("/devices/add", data={"name": "porch"}).data.decode()
     settings = json.loads(re.search(r'<pre id="settings"><code>(.*?)</code>', page, re.S)

@@ -50,7 +50,8 @@ class PushRun:
     def __init__(self, service, push_id, device, items, force, reconcile=False, token=None):
         self.service, self.config = service, service.config
         self.id, self.device, self.items, self.force = push_id, device, items, force
-        self.reconcile = reconcile  # cut off by a restart: only ask the device what it has
+        self.reconcile = reconcile  # cut off (by what: "the server restarted"): only ask the
+                                    # device what it has
         self.token = token          # the attempt's one-time token; statuses carry it
         self.finished = threading.Event()
         self.cancelled = None       # (reason, detail) once cancelled
@@ -350,20 +351,20 @@ class PushRun:
         return False
 
     def _reconcile(self):
-        """A push cut off by a restart: its device's next heartbeats say how it ended. The new
-        files, off probation: done. The old files: failed. Nothing within
-        OTA_CONFIRM_TIMEOUT (or still on probation): failed, saying so."""
+        """A push cut off (by a restart, a killed process): its device's next heartbeats say
+        how it ended. The new files, off probation: done. The old files: failed. Nothing
+        within OTA_CONFIRM_TIMEOUT (or still on probation): failed, saying so."""
         limit = self.config["OTA_CONFIRM_TIMEOUT"]
         end = time.monotonic() + limit
+        why = self.reconcile
         while True:
             try:
                 kind, msg = self.next_event(end)
             except _Deadline:
-                raise PushFailed("server stopped", "the server restarted during the push, and "
-                                 "the device said nothing conclusive within %gs" % limit) from None
+                raise PushFailed("server stopped", "%s during the push, and the device said "
+                                 "nothing conclusive within %gs" % (why, limit)) from None
             if kind == "device":
-                if self._verdict(msg, "confirmed after its probation, seen after the server "
-                                 "restarted"):
+                if self._verdict(msg, "confirmed after its probation, seen after %s" % why):
                     return
                 continue
             if kind != "heartbeat" or not msg.online:
@@ -371,11 +372,11 @@ class PushRun:
             wrong = not_applied(self.items, msg.files)
             if not wrong and not msg.probation:
                 store.finish(self._db, self.id, State.DONE, None, "the device reports the new "
-                             "files (boot %s), seen after the server restarted" % msg.boot)
+                             "files (boot %s), seen after %s" % (msg.boot, why))
                 return
             if wrong:
-                raise PushFailed("server stopped", "the server restarted during the push; the "
-                                 "device has the old %s" % ", ".join(wrong))
+                raise PushFailed("server stopped", "%s during the push; the device has the old "
+                                 "%s" % (why, ", ".join(wrong)))
 
     # -- recording a transfer ---------------------------------------------------------------
 

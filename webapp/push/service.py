@@ -58,6 +58,7 @@ class PushService:
         self._stopping = threading.Event()
         self._unrecorded = set()  # ids whose run ended here without recording the end
         self._keeper = None
+        self._adopt_orphans = False
 
     # -- making pushes -----------------------------------------------------------------------
 
@@ -143,28 +144,44 @@ class PushService:
         return self.create(db, row["device"], [i.file for i in files],
                            files[0].target if renamed else None, row["force"], deletes)
 
-    def resume(self, db):
-        """At start: pushes left unfinished by an earlier server go on. Queued or waiting ones
-        start again; one cut off mid-way is reconciled with what its device reports
-        (PushRun._reconcile). A push whose process still lives (a CLI run) is left to it."""
+    def resume(self, db, why="the server restarted"):
+        """Adopt the pushes whose process is gone (an earlier server at start; a CLI run
+        killed mid-way, while the server runs: see _keep_leases). Queued or waiting ones go
+        on; one cut off mid-way is reconciled with what its device reports
+        (PushRun._reconcile). A push whose process still lives is left to it. Returns the
+        ids adopted; a push that cannot be adopted ends failed, and never stops the others."""
+        adopted = []
         for row in store.unfinished(db):
             if row["id"] in self._runs or not self.owner_gone(row["owner"]):
                 continue
-            if not store.adopt(db, row["id"], self.owner, row["owner"]):
-                continue
-            items = self._items(db, row["id"])
-            if items is None:
-                store.finish(db, row["id"], State.FAILED, "server stopped",
-                             "the server restarted during the push; a file of it is gone")
-                continue
-            cut_off = row["state"] not in (State.QUEUED, State.WAITING)
-            if cut_off:
-                store.note(db, row["id"], Note.RECONCILING, "the server restarted during the "
-                           "push: waiting for the device to say what it has")
-            else:
-                store.note(db, row["id"], Note.RESUMED, "the server restarted")
-            self._start(PushRun(self, row["id"], row["device"], items, bool(row["force"]),
-                                reconcile=cut_off, token=row["token"] if cut_off else None))
+            try:
+                if store.adopt(db, row["id"], self.owner, row["owner"]):
+                    self._adopt(db, row, why)
+                    adopted.append(row["id"])
+            except Exception as exc:  # noqa: BLE001 (one bad row must not stop the start)
+                log.exception("push %d could not be resumed", row["id"])
+                with contextlib.suppress(Exception):
+                    store.finish(db, row["id"], State.FAILED, "server error",
+                                 "could not be resumed: %r" % exc)
+        if self._adopt_orphans:
+            self._start_keeper()  # from now on, it adopts those of processes that end
+        return adopted
+
+    def _adopt(self, db, row, why):
+        items = self._items(db, row["id"])
+        if items is None:
+            store.finish(db, row["id"], State.FAILED, "server stopped",
+                         "%s during the push; a file of it is gone" % why)
+            return
+        cut_off = row["state"] not in (State.QUEUED, State.WAITING)
+        if cut_off:
+            store.note(db, row["id"], Note.RECONCILING, "%s during the push: waiting for the "
+                       "device to say what it has" % why)
+        else:
+            store.note(db, row["id"], Note.RESUMED, why)
+        self._start(PushRun(self, row["id"], row["device"], items, bool(row["force"]),
+                            reconcile=why if cut_off else None,
+                            token=row["token"] if cut_off else None))
 
     def _items(self, db, push_id):
         items = []
@@ -215,9 +232,11 @@ class PushService:
         if run is not None:
             run.detach()
 
-    def start(self, bus):
-        """Run pushes from now on, talking to devices over `bus` (bus.Bus)."""
-        self.bus, self.owner = bus, process_id()
+    def start(self, bus, adopt=False):
+        """Run pushes from now on, talking to devices over `bus` (bus.Bus). `adopt` (the
+        server): every few seconds, take over the pushes of processes that are gone (a CLI
+        run killed mid-way), as resume() does at start."""
+        self.bus, self.owner, self._adopt_orphans = bus, process_id(), adopt
         self._stopping.clear()
         return self
 
@@ -274,10 +293,7 @@ class PushService:
         with self._lock:
             self._runs[run.id] = run
             self._queues.setdefault(run.device, collections.deque()).append(run.id)
-            if self._keeper is None:
-                self._keeper = threading.Thread(target=self._keep_leases, name="push-leases",
-                                                daemon=True)
-                self._keeper.start()
+        self._start_keeper()
         thread = threading.Thread(target=self._thread, args=(run,), name="push-%d" % run.id,
                                   daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
@@ -320,22 +336,34 @@ class PushService:
                 queue_.popleft()
                 self._lock.notify_all()
 
+    def _start_keeper(self):
+        with self._lock:
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_leases, name="push-leases",
+                                                daemon=True)
+                self._keeper.start()
+
     def _keep_leases(self):
         """Every second, the cancels other processes asked for this process's pushes; every
-        LEASE_SECONDS / 4, renew the device leases of the runs that live."""
+        LEASE_SECONDS / 4, renew the device leases of the runs that live and (the server)
+        adopt the pushes of processes that are gone."""
         db, renewed = None, 0.0
         while not self._stopping.wait(1.0):
             try:
                 db = db or connect(self.config["OTA_DATABASE"])
+                if time.monotonic() - renewed >= store.LEASE_SECONDS / 4:
+                    if self._runs:
+                        store.renew_leases(db, self.owner, list(self._runs))
+                    if self._adopt_orphans:
+                        with self.app.app_context():
+                            self.resume(db, why="the process that ran it ended")
+                    renewed = time.monotonic()
                 if not self._runs:
                     continue
                 for push_id, detail in store.cancel_requests(db, self.owner):
                     run = self._runs.get(push_id)
                     if run is not None and not run.cancelled:
                         self.cancel(push_id, "cancelled", detail)
-                if time.monotonic() - renewed >= store.LEASE_SECONDS / 4:
-                    store.renew_leases(db, self.owner, list(self._runs))
-                    renewed = time.monotonic()
             except Exception:  # noqa: BLE001 (a busy or full database: the next round tries)
                 log.warning("could not renew the device leases", exc_info=True)
                 db = None
