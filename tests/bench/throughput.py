@@ -20,7 +20,8 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from dcc_sim.launcher import FIRMWARE_DIR, board_files, find_micropython
+from dcc_sim.launcher import FIRMWARE_DIR, find_micropython
+from webapp.board_tools import board_files
 from tests.bench import common
 from tests.bench.table import Figure, spread
 from tests.support.app import registered

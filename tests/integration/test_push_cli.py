@@ -203,3 +203,17 @@ def test_rm_deletes_a_file_on_the_device_and_refuses_the_runtime(server, devices
     assert (dev.flash_dir / "main.py").exists()
     again = ota(env, "rm", "notes.txt", "--device", name)
     assert again.returncode == 2 and "notes.txt is not on the device" in again.stderr
+
+
+def test_precompile_writes_the_runtime_for_a_board_short_of_ram(mosquitto, tmp_path):
+    out = tmp_path / "build"
+    made = ota(cli_env(mosquitto, tmp_path), "precompile", str(out))
+
+    assert made.returncode == 0, made.stderr
+    sources = sorted(p.name for p in (ROOT / "firmware").glob("*.py"))
+    want = {n if n in ("boot.py", "main.py") else n[:-3] + ".mpy" for n in sources}
+    assert {p.name for p in out.iterdir()} == want
+    assert sorted(made.stdout.split()) == sorted(str(out / n) for n in want)
+    for name in want - {"boot.py", "main.py"}:
+        assert (out / name).read_bytes()[:2] == b"M\x06", name  # .mpy, version 6
+    assert (out / "main.py").read_bytes() == (ROOT / "firmware" / "main.py").read_bytes()
