@@ -47,11 +47,11 @@ class PushRun:
     file store and this process's owner id; nothing else reaches into the run but post(),
     cancel() and detach()."""
 
-    def __init__(self, service, push_id, device, items, force, reconcile=False, token=None):
+    def __init__(self, service, push_id, device, items, force, reconcile=None, token=None):
         self.service, self.config = service, service.config
         self.id, self.device, self.items, self.force = push_id, device, items, force
-        self.reconcile = reconcile  # cut off (by what: "the server restarted"): only ask the
-                                    # device what it has
+        # cut off mid-way, and by what ("the server restarted"): only ask the device what it has
+        self.reconcile = reconcile
         self.token = token          # the attempt's one-time token; statuses carry it
         self.finished = threading.Event()
         self.cancelled = None       # (reason, detail) once cancelled
