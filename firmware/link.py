@@ -1,6 +1,6 @@
-# The link of device.Runtime rt: Wi-Fi up, the MQTT session (last will, subscriptions, the
-# state published at connect) and the heartbeat. Apart from device.py so that each compiles
-# on the device in less heap (runtime.main loads both at boot).
+# The link of runtime.Runtime rt: Wi-Fi up, the MQTT session (last will, subscriptions, the
+# state published at connect) and the heartbeat. Apart from runtime.py so that each compiles
+# on the device in less heap (loader.main loads both at boot).
 import gc
 import json
 import time

@@ -41,7 +41,7 @@ def check(payload, report, keyed):
 
 
 def run(rt, payload):
-    # Handle one ID/OTA message for device.Runtime rt; returns only when the board stays up.
+    # Handle one ID/OTA message for runtime.Runtime rt; returns only when the board stays up.
     import sys
 
     c = rt.cfg

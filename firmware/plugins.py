@@ -1,8 +1,22 @@
-# The plugin host of the runtime (the plugin API is documented at the top of runtime.py):
-# loads the plugins named in the settings, routes ID/<name>/set to them, polls them,
-# publishes their state. A plugin's exception, or one that fails to load, is logged and
-# survived, except on probation, where it fails the update (docs/safety.md, "Healthy"):
-# recorded for safeboot (probation.crash), then a reset.
+# The plugin host of the runtime: loads the plugins named in the settings, routes
+# ID/<name>/set to them, polls them, publishes their state. A plugin's exception, or one
+# that fails to load, is logged and survived, except on probation, where it fails the update
+# (docs/safety.md, "Healthy"): recorded for safeboot (probation.crash), then a reset.
+#
+# Plugin API. A plugin is a module on flash named in the settings' "plugins" list with
+#     create(ctx, cfg) -> plugin object        cfg = settings[<module name>] or {}
+# The object has
+#     name             str, the topic level: commands arrive on ID/<name>/set
+#     state()          a JSON-able dict, published retained on ID/<name>/state and
+#                      listed under "plugins" in the heartbeat
+#     on_set(payload)  one command (bytes, at most 1024) from ID/<name>/set
+#     poll()           called about every 50 ms, online or not; must return quickly
+# and ctx offers
+#     ctx.publish_state()  queue a publish of state() (done from the main loop)
+#     ctx.log(*args)       print one line prefixed with the plugin name
+#     ctx.debug            the settings' "debug" flag
+# Exceptions from plugin code are logged and never stop the runtime. A plugin knows
+# nothing about OTA, Wi-Fi or MQTT reconnects: its state is published again at connect.
 import gc
 from link import dumps
 

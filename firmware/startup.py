@@ -1,5 +1,5 @@
 # What the runtime does once per boot: load settings, count the boot, hash the files.
-# runtime.main() imports this module, uses it and unloads it, so its bytecode does not
+# loader.main() imports this module, uses it and unloads it, so its bytecode does not
 # stay in RAM (its compile also happens before the OTA receiver is loaded).
 import json
 

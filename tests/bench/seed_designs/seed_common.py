@@ -10,7 +10,7 @@
 # After the file is in place they report and reboot exactly as the runtime does.
 import gc
 
-import device as runtime  # the runtime's running part (runtime.py holds only main())
+import runtime  # the running part (loader.py holds main())
 import link  # its MQTT session
 from mqtt_client import MQTTClient
 
@@ -54,7 +54,7 @@ def failed(rt, name, reason, detail):
 
 
 def main():
-    # runtime.main(), with the seed's receive path and ID/OTA handler
+    # loader.main(), with the seed's receive path and ID/OTA handler
     import sys
     import startup
 
