@@ -5,10 +5,11 @@
 #
 # Memory: a module compiles on the device, and compiling takes about four times the RAM
 # of its source text, while the bytecode it keeps is far smaller; a precompiled (.mpy)
-# module only loads. start() runs startup first (used once and unloaded, so its garbage
-# leaves no hole among what stays), then loads every module while the heap is still empty,
-# those whose compile takes the most (beyond what they keep) first: the MQTT client, the
-# receiver, the runtime (and its link), the trigger, the plugin host and the plugins, then
+# module only loads. start() reads the journal and runs startup first (used once and
+# unloaded, so their garbage leaves no hole among what stays; the journal's small compile
+# first, where it leaves no island in startup's garbage), then loads every module while the
+# heap is still empty, those whose compile takes the most (beyond what they keep) first: the
+# MQTT client, the receiver, the runtime (and its link), the trigger, the plugin host and the plugins, then
 # ota_push. A late load on a used, fragmented heap may find no room; runtime.Runtime.start
 # then finds the plugins loaded. firmware/README.md has the figures.
 
@@ -37,12 +38,15 @@ def start():
     import gc
     import sys
 
+    import journal
+
+    j = journal.load()  # an update's, or None (docs/safety.md)
+    del sys.modules["journal"], journal
     import startup
 
     cfg = startup.load_settings()
     boot = startup.bump_boot()
     files = startup.file_hashes()
-    j = startup.journal()
     del sys.modules["startup"], startup
     gc.collect()
     for m in ("mqtt_client", "ota_receiver", "runtime", "ota_trigger", "plugins"):

@@ -1,6 +1,6 @@
 # One push, end to end (docs/protocol.md): the runtime hands every ID/OTA message to run().
 # It parses the trigger (ota_trigger), checks a signature where the device has a key
-# (ota_auth, imported only then), refuses a push while an update is on probation, has
+# (ota_auth, imported only then), refuses a push while an update's journal exists, has
 # ota_receiver fetch the file(s), reports every status on ID/ota/status and, once the file
 # is in place or the bundle journaled, reboots the board.
 import gc
@@ -9,8 +9,9 @@ from ota_trigger import OTAError, parse, protected
 from ota_receiver import _fail, receive
 
 
-def check(payload, report, keyed):
+def check(payload, report, keyed, held):
     # The Trigger of payload when the device takes it; else report why and return None.
+    # held: an update's journal exists (on probation, or its outcome not reported yet).
     try:
         t = parse(payload)
     except OTAError as e:
@@ -23,14 +24,8 @@ def check(payload, report, keyed):
 
         err = ota_auth.check(payload, t)
         keyed = "sig" in ota_auth.features()
-    if not err:
-        import os
-
-        try:  # an update on probation (or its outcome not yet reported) holds the journal
-            os.stat(".ota/journal.json")
-            err = "the last update is not confirmed yet"
-        except OSError:
-            pass
+    if not err and held:
+        err = "the last update is not confirmed yet"
     if not err and not t.bundle:
         err = protected(t.name, t, keyed)
     if err:
@@ -49,7 +44,7 @@ def run(rt, payload):
     idle = gc.mem_alloc()
     t = st = None  # st: the final status, None when the heap ran out
     try:
-        t = check(payload, rt.report, bool(c.get("key")))
+        t = check(payload, rt.report, bool(c.get("key")), rt.j is not None)
         if not t:
             return  # refused, and reported
         st = receive(t, rt.report, idle, t.keyed, {"max": c["max_boots"], "wdt": c["wdt_ms"]})
@@ -57,6 +52,7 @@ def run(rt, payload):
         pass
     if not st or st["state"] != "verified":
         sys.modules.pop("ota_bundle", None)
+        sys.modules.pop("journal", None)
         gc.collect()  # before the report: it needs the room
         if not t:
             raise MemoryError  # not even parsed: device reports it from the raw trigger

@@ -5,31 +5,14 @@
 import json
 import os
 
-
-def _rm(p):
-    try:
-        os.remove(p)
-    except OSError:
-        pass
-
-
-def _wipe(d):
-    # files only: nothing else goes into the backup slot (ota_bundle refuses a folder's name),
-    # and safeboot.py clears folders too at a boot without an update
-    try:
-        for e in os.ilistdir(d):
-            os.remove(d + "/" + e[0])
-    except OSError:
-        pass
+import journal
 
 
 def confirm(j):
     # healthy: the state goes to flash first, so a power cut from here on never rolls
     # back a confirmed update (the next connect reports it)
     j["state"] = "confirmed"
-    with open(".ota/journal.tmp", "w") as f:
-        json.dump(j, f, separators=(",", ":"))  # small: see safeboot._save
-    os.rename(".ota/journal.tmp", ".ota/journal.json")
+    journal.save(j)
 
 
 def run(rt, healthy):
@@ -51,9 +34,9 @@ def run(rt, healthy):
                     pass  # other files in it
     else:
         d["reason"] = j.get("reason") or "rolled back"
-    _wipe(".ota/old")
-    _wipe(".ota/new")
-    _rm(".ota/crash.txt")
+    journal.empty(journal.OLD)
+    journal.empty(journal.NEW)
+    journal.remove(journal.CRASH)
     rt.mq.publish(rt.t_ota_status, json.dumps(d).encode())
-    _rm(".ota/journal.json")
+    journal.remove()
     rt.j = None

@@ -113,7 +113,7 @@ class Runtime:
         import ota_verdict
 
         ota_verdict.run(self, confirm)
-        del sys.modules["ota_verdict"]
+        del sys.modules["ota_verdict"], sys.modules["journal"]
         gc.collect()
         link.heartbeat(self)  # the journal is gone (and its code): show it
 

@@ -121,11 +121,3 @@ def file_hashes():
     except OSError:
         return text
 
-
-# The update journal (.ota/journal.json, docs/safety.md), or None.
-def journal():
-    try:
-        with open(".ota/journal.json") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
