@@ -1,12 +1,13 @@
 # The update journal on the flash (docs/safety.md): the one module that knows its files and
 # how they are written. The journal is .ota/journal.json, compact JSON, always replaced
-# whole: written to TMP, then renamed over it, so a power cut leaves the old one or the new
-# one. A bundle's files wait in NEW/<i>, the files they replace or delete in the backup slot
-# OLD/<i>. Part of the safe-boot code (safeboot.py and probation.py run on it): a push
-# replaces it only with force=1. Loaded only where journal code runs (the safe boot, a
-# bundle push, the verdict) and unloaded after.
+# whole: written to .ota/journal.tmp (its one temporary name, in write()), then renamed
+# over it, so a power cut leaves the old one or the new one. A bundle's files wait in
+# NEW/<i>, the files they replace or delete in the backup slot OLD/<i>. Part of the
+# safe-boot code (safeboot.py and probation.py run on it): a push replaces it only with
+# force=1. Loaded only where journal code runs (the safe boot, a bundle push, the verdict)
+# and unloaded after. Names count (firmware/README.md, "Memory"): write and clear are the
+# interpreter's own.
 J = ".ota/journal.json"
-TMP = ".ota/journal.tmp"
 NEW = ".ota/new"
 OLD = ".ota/old"
 CRASH = ".ota/crash.txt"  # why a boot on probation failed (probation.py), for the rollback
@@ -23,15 +24,16 @@ def load():
         return None
 
 
-def save(j):
+def write(j):
     # compact: a journal of up to 128 bytes is kept inside LittleFS's folder entry, so an
     # update that only deletes works on a flash without one free block
     import json
     import os
 
-    with open(TMP, "w") as f:
+    tmp = ".ota/journal.tmp"
+    with open(tmp, "w") as f:
         json.dump(j, f, separators=(",", ":"))
-    os.rename(TMP, J)
+    os.rename(tmp, J)
 
 
 def remove(p=J):
@@ -44,7 +46,7 @@ def remove(p=J):
         pass
 
 
-def empty(d):
+def clear(d):
     # remove what folder d holds (NEW, OLD), folders in it too
     import os
 
@@ -52,7 +54,7 @@ def empty(d):
         for e in os.ilistdir(d):
             p = d + "/" + e[0]
             if e[1] == 0x4000:
-                empty(p)
+                clear(p)
                 os.rmdir(p)
             else:
                 os.remove(p)

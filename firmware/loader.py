@@ -9,9 +9,9 @@
 # unloaded, so their garbage leaves no hole among what stays; the journal's small compile
 # first, where it leaves no island in startup's garbage), then loads every module while the
 # heap is still empty, those whose compile takes the most (beyond what they keep) first: the
-# MQTT client, the receiver, the runtime (and its link), the trigger, the plugin host and the plugins, then
-# ota_push. A late load on a used, fragmented heap may find no room; runtime.Runtime.start
-# then finds the plugins loaded. firmware/README.md has the figures.
+# MQTT client, the receiver, the runtime (and its link), the trigger, the plugin host and
+# the plugins, then ota_push. A late load on a used, fragmented heap may find no room;
+# runtime.Runtime.run then finds the plugins loaded. firmware/README.md has the figures.
 
 
 def main():

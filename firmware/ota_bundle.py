@@ -7,7 +7,7 @@
 # A manifest is checked against the flash before one byte is written: a name that is a
 # folder here, or under a name that is a file here, is rejected (a rename could never
 # place it).
-from journal import NEW, OLD, empty, save, step  # NEW and step: the receiver's too
+from journal import NEW, OLD, clear, step, write  # NEW and step: the receiver's too
 from ota_trigger import OTAError, bad_name, is_hex, protected
 
 MAX = 1024  # manifest bytes: it must fit the receiver's buffer
@@ -15,8 +15,8 @@ MAX = 1024  # manifest bytes: it must fit the receiver's buffer
 
 def clean():
     # delete the temporary files of a push that did not commit, and any backup left over
-    empty(NEW)
-    empty(OLD)
+    clear(NEW)
+    clear(OLD)
 
 
 def start(t):
@@ -139,4 +139,4 @@ def commit(t, items, extra):
          "boots": 0}
     if extra:
         j.update(extra)
-    save(j)  # atomically: a power cut leaves the old journal or the new one
+    write(j)  # atomically: a power cut leaves the old journal or the new one

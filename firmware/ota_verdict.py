@@ -1,26 +1,23 @@
 # The end of an update (docs/safety.md, steps 5 and 6), loaded by the runtime only when the
 # journal needs it: confirm an update on probation, and report a confirmed or rolled-back
 # one with the push's token, then clear .ota/ (the signature counter stays): the backups
-# and temporaries, and a folder that a confirmed delete left empty.
-import json
+# and temporaries, a folder that a confirmed delete left empty, and once the report is out
+# the journal.
 import os
 
 import journal
 
 
-def confirm(j):
-    # healthy: the state goes to flash first, so a power cut from here on never rolls
-    # back a confirmed update (the next connect reports it)
-    j["state"] = "confirmed"
-    journal.save(j)
-
-
-def run(rt, healthy):
-    # healthy: rt's update on probation has run long enough: confirm it first
-    j = rt.j
+def run(j, healthy, report):
+    # Report the update of journal j with report(dict) (True when it went out); returns the
+    # journal as the flash now holds it, for the runtime to keep: None once reported, else
+    # j (the next connect reports it again). healthy: j's update on probation has run long
+    # enough: it is confirmed first, on the flash, so a power cut from here on never rolls
+    # it back.
     if healthy:
-        confirm(j)
-        rt.probation = False
+        j = dict(j)
+        j["state"] = "confirmed"
+        journal.write(j)
         print("update confirmed")
     d = {"token": j.get("token", ""), "state": j["state"], "file": "bundle"}
     if j["state"] == "confirmed":
@@ -34,9 +31,10 @@ def run(rt, healthy):
                     pass  # other files in it
     else:
         d["reason"] = j.get("reason") or "rolled back"
-    journal.empty(journal.OLD)
-    journal.empty(journal.NEW)
+    journal.clear(journal.OLD)
+    journal.clear(journal.NEW)
     journal.remove(journal.CRASH)
-    rt.mq.publish(rt.t_ota_status, json.dumps(d).encode())
+    if not report(d):
+        return j
     journal.remove()
-    rt.j = None
+    return None

@@ -27,7 +27,7 @@ class _Ctx:
     def __init__(self, host, name):
         self._host = host
         self.name = name
-        self.debug = host.rt.debug
+        self.debug = host.debug
         self.plugin = None
         self.topic = None
 
@@ -40,12 +40,15 @@ class _Ctx:
 
 
 class Host:
-    def __init__(self, rt):
-        self.rt = rt
+    def __init__(self, cfg, link, crash):
+        # link: the runtime's link.Link (topics, publish); crash(reason): the runtime's, which
+        # fails an update on probation
+        self.link = link
+        self.crash = crash
+        self.debug = cfg["debug"]
         self.ctxs = []  # their _Ctx, with .plugin and .topic (the state topic)
         self.set_topics = {}  # b"ID/<name>/set" -> _Ctx
         self.dirty = []
-        cfg = rt.cfg
         for name in cfg["plugins"]:
             ctx = _Ctx(self, name)
             try:
@@ -53,7 +56,7 @@ class Host:
             except Exception as e:
                 self._error("plugin " + name, e)
                 continue
-            t = rt.prefix + b"/" + ctx.plugin.name.encode()
+            t = link.prefix + b"/" + ctx.plugin.name.encode()
             ctx.topic = t + b"/state"
             self.set_topics[t + b"/set"] = ctx
             self.ctxs.append(ctx)
@@ -62,7 +65,7 @@ class Host:
     def on_set(self, topic, msg):
         ctx = self.set_topics.get(topic)
         if ctx is None:
-            if self.rt.debug:
+            if self.debug:
                 print("no plugin for", topic)
             return
         try:
@@ -91,23 +94,17 @@ class Host:
             d[ctx.plugin.name] = self._state(ctx)
         return d
 
-    def _publish(self, ctx):
-        self.rt.mq.publish(ctx.topic, dumps(self._state(ctx)).encode(), True)
-
     def publish_all(self):
-        for ctx in self.ctxs:
-            self._publish(ctx)
+        # at connect: every plugin's state
+        self.dirty = self.ctxs[:]
+        self.publish_dirty()
 
     def publish_dirty(self):
         while self.dirty:
-            self._publish(self.dirty.pop())
+            ctx = self.dirty.pop()
+            self.link.publish(ctx.topic, dumps(self._state(ctx)).encode(), True)
 
     def _error(self, where, e):
         # where: "lamp.poll", "plugin lamp" (its load)
-        rt = self.rt
         print(where, "failed:", repr(e))
-        if rt.probation and rt.guard:
-            rt.guard.crash("%s: %s: %s" % (where, type(e).__name__, e))
-            import machine
-
-            machine.reset()
+        self.crash("%s: %s: %s" % (where, type(e).__name__, e))

@@ -1,36 +1,32 @@
 # The device's running part (loader.main() starts it): the run loop, plugin dispatch
-# (plugins.py), the OTA hijack of ID/OTA (ota_push.py) and probation; the link (Wi-Fi, the
-# MQTT session, the heartbeat) is link.py. The plugin API is documented at the top of
-# plugins.py; the contract with the server is docs/protocol.md. Memory: loader.main() loads
-# this, link and the OTA code at boot; the update journal's confirm and report (ota_verdict)
-# and a bundle's manifest (ota_bundle) are loaded only when needed.
+# (plugins.py), the OTA hijack of ID/OTA (ota_push.py), the heartbeat's contents and
+# probation; the link (Wi-Fi, the MQTT session) is link.Link. The plugin API is documented at
+# the top of plugins.py; the contract with the server is docs/protocol.md. Memory:
+# loader.main() loads this, link and the OTA code at boot; the update journal's confirm and
+# report (ota_verdict) and a bundle's manifest (ota_bundle) are loaded only when needed.
 import gc
 import time
 from time import ticks_ms, ticks_diff
 
-import link
-from link import dumps
+from link import FW, Link, dumps
+
+FILES = ".files.json"  # the heartbeat's "files", written at boot (startup.file_hashes)
 
 
 class Runtime:
     def __init__(self, cfg, boot=0, files=None, journal=None, features=None):
         self.cfg = cfg
         self.debug = cfg["debug"]
-        p = cfg["id"].encode()
-        self.prefix = p
-        self.t_status = p + b"/status"
-        self.t_ota = p + b"/OTA"
-        self.t_ota_status = p + b"/ota/status"
-        self.plugins = None  # plugins.Host, made by start()
-        self.mq = None
-        self.wlan = None
-        self.link_error = None
+        self.link = Link(cfg, self._idle)
+        self.t_ota_status = self.link.prefix + b"/ota/status"
+        self.plugins = None  # plugins.Host, made by run()
         self.boot = boot
         self.files = files  # JSON text, or None: on the flash (startup.file_hashes)
         self.t0 = time.time()  # for the uptime
         self.ms0 = ticks_ms()  # for probation: a clock set by NTP must not end it early
         self.features = features or ["ext", "bundle"]
-        # the update journal; on probation until confirmed (docs/safety.md)
+        # the update journal as read at boot (it exists while this is not None); on
+        # probation until confirmed (docs/safety.md)
         self.j = journal
         self.probation = bool(journal) and journal["state"] == "probation"
         import sys
@@ -38,21 +34,20 @@ class Runtime:
         self.guard = sys.modules.get("probation")  # running main while on probation
         self.wdt = getattr(self.guard, "wdt", None)
 
-    def start(self):
+    def run(self):
+        # Start the plugins, then keep the link up forever; every OSError comes back here.
         import plugins
 
-        self.plugins = plugins.Host(self)
+        self.plugins = plugins.Host(self.cfg, self.link, self.crash)
         gc.collect()
-        print("boot %d as %s fw %s" % (self.boot, self.cfg["id"], link.FW))
-
-    def run(self):
-        # Start, then keep the link up forever; every OSError comes back here.
-        self.start()
+        print("boot %d as %s fw %s" % (self.boot, self.cfg["id"], FW))
+        link = self.link
         delay = 1
         while True:
             try:
-                link.wifi(self)
-                link.connect(self)
+                link.connect()
+                self.heartbeat()
+                self.plugins.publish_all()
                 if self.j and self.j["state"] in ("confirmed", "rolled_back"):
                     self._verdict(False)
                 delay = 1
@@ -60,37 +55,29 @@ class Runtime:
             except OSError as e:
                 print("link down: %r - retry in %d s" % (e, delay))
                 n = self.cfg["confirm_after"] * 10  # seconds: 300 by default
-                if self.probation and self.guard and ticks_diff(ticks_ms(), self.ms0) > n * 1000:
+                if self.probation and ticks_diff(ticks_ms(), self.ms0) > n * 1000:
                     # healthy means connected: new files that never reach the broker fail
-                    self.guard.crash("no MQTT link in %d s: %r" % (n, e))
-                    import machine
-
-                    machine.reset()
-            if self.mq:
-                self.mq.close()
-                self.mq = None
+                    self.crash("no MQTT link in %d s: %r" % (n, e))
+            link.close()
             self._idle(delay * 1000)
             delay = min(delay * 2, 30)
 
     def _serve(self):
-        mq = self.mq
+        link = self.link
         every = self.cfg["heartbeat"] * 1000
         last = ticks_ms()
         while True:
-            m = mq.check_msg(50)
-            if m and m[0] == self.t_ota:  # hijacked: plugins never see it
+            m = link.poll()
+            if m and m[0] == link.t_ota:  # hijacked: plugins never see it
                 self._ota(m[1])
             elif m:
                 self.plugins.on_set(m[0], m[1])
-            if self.link_error:
-                raise self.link_error
-            mq.keep_alive()
             self.plugins.poll()
             self.plugins.publish_dirty()
             now = ticks_ms()
             if ticks_diff(now, last) >= every:
                 last = now
-                link.heartbeat(self)
+                self.heartbeat()
             if self.wdt:
                 self.wdt.feed()
             if self.probation and ticks_diff(now, self.ms0) >= self.cfg["confirm_after"] * 1000:
@@ -106,29 +93,60 @@ class Runtime:
             if self.wdt:
                 self.wdt.feed()
 
-    def _verdict(self, confirm):
-        # confirm the update on probation (confirm) and/or report its outcome (ota_verdict,
-        # loaded for this only: a device without a journal never compiles it)
+    def heartbeat(self):
+        gc.collect()
+        d = {"online": True, "fw": FW, "uptime": int(time.time() - self.t0), "boot": self.boot,
+             "mem_free": gc.mem_free(), "interval": self.cfg["heartbeat"],
+             "features": self.features, "plugins": self.plugins.states()}
+        if self.probation:
+            d["probation"] = True
+        msg = dumps(d).encode()
+        d = None
+        # in parts: the file list (a kilobyte on a full flash) is sent from the flash, or
+        # from RAM where the flash had no room for it, never copied
+        f = None if self.files else open(FILES, "rb")
+        try:
+            self.link.publish(self.link.t_status, (memoryview(msg)[:-1], b',"files":',
+                                                   f or self.files, b"}"), True)
+        finally:
+            if f:
+                f.close()
+        if self.debug:
+            print("heartbeat", gc.mem_free())
+
+    def crash(self, reason):
+        # on probation, fail the update: the reason is recorded for safeboot's rollback, then
+        # a reset (docs/safety.md, "Healthy"); otherwise the runtime carries on
+        if self.probation and self.guard:
+            self.guard.crash(reason)
+            import machine
+
+            machine.reset()
+
+    def _verdict(self, healthy):
+        # Confirm the update on probation (healthy) and/or report its outcome. ota_verdict
+        # (with journal.py) is loaded for this only: a device without a journal never
+        # compiles it. It returns the journal as the flash now holds it: None once reported.
         import sys
         import ota_verdict
 
-        ota_verdict.run(self, confirm)
-        del sys.modules["ota_verdict"], sys.modules["journal"]
+        self.j = ota_verdict.run(self.j, healthy, self.report)
+        if healthy:
+            self.probation = False
+        del sys.modules["ota_verdict"], sys.modules["journal"], ota_verdict
         gc.collect()
-        link.heartbeat(self)  # the journal is gone (and its code): show it
+        self.heartbeat()  # the journal is gone (and its code): show it
 
     # -- OTA --
 
     def report(self, d):
+        # publish status d on ID/ota/status; True when it went out
         if d["state"] == "failed":
             print("OTA failed:", d["file"], d["reason"], d["detail"])
         elif self.debug:
             print("OTA", d["state"], d["file"])
         try:
-            self.mq.publish(self.t_ota_status, dumps(d).encode())
-        except OSError as e:
-            # finish the push anyway; the main loop reconnects afterwards
-            self.link_error = e
+            return self.link.publish(self.t_ota_status, dumps(d).encode())
         except MemoryError:
             # a full heap loses this report, not the device: the server's push times out
             gc.collect()
@@ -141,7 +159,7 @@ class Runtime:
         try:
             import ota_push
 
-            ota_push.run(self, msg)  # returns when the board stays up
+            t = ota_push.run(msg, self.cfg, self.report, self.j)
         except MemoryError:
             gc.collect()
             f = msg.split(b"|")
@@ -152,3 +170,12 @@ class Runtime:
                 tok = name = ""
             self.report({"token": tok, "state": "failed", "file": name,
                          "reason": "no memory", "detail": "the heap is too full or fragmented"})
+            return
+        if t:  # in place (a bundle journaled) and reported verified: reboot into it
+            print("OTA done:", t.name, "- rebooting")
+            self.report({"token": t.token, "state": "rebooting", "file": t.name})
+            self.link.disconnect()
+            import machine
+
+            time.sleep_ms(100)  # let the stack flush before the reset
+            machine.reset()

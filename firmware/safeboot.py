@@ -39,8 +39,8 @@ def _commit(j):
     # its backup slot). Each rename is skipped once done: a cut is finished at the next boot.
     journal.step("commit")
     for i, name in enumerate(j["files"]):
-        old = "%s/%d" % (journal.OLD, i)
-        new = "%s/%d" % (journal.NEW, i)
+        old = journal.OLD + "/" + str(i)
+        new = journal.NEW + "/" + str(i)
         h = j["had"][i]
         if h == 2 or _exists(new):
             if h and _exists(name):
@@ -52,7 +52,7 @@ def _commit(j):
     journal.remove(journal.CRASH)  # from a boot before this update: it must not roll this back
     j["state"] = "probation"
     j["boots"] = 0
-    journal.save(j)
+    journal.write(j)
 
 
 def _rollback(j, reason):
@@ -65,12 +65,12 @@ def _rollback(j, reason):
         j["state"] = "rollback"
         j["reason"] = reason
         try:
-            journal.save(j)
+            journal.write(j)
         except OSError:  # a full flash: the renames below need no room, restore all the same
             pass
     journal.step("rollback")
     for i, name in enumerate(j["files"]):
-        old = "%s/%d" % (journal.OLD, i)
+        old = journal.OLD + "/" + str(i)
         try:
             if _exists(old):
                 _put(old, name)
@@ -86,7 +86,7 @@ def _rollback(j, reason):
             j["reason"] += "; %s not restored: %s" % (name, e)
         journal.step("restore%d" % i)
     j["state"] = "rolled_back"
-    journal.save(j)
+    journal.write(j)
     journal.remove(journal.CRASH)
     print("safeboot: rolled back:", j["reason"])
     import machine
@@ -114,7 +114,7 @@ def _run(j):
         why = "no healthy boot in %d tries" % n
     if why:
         _rollback(j, why)
-    journal.save(j)
+    journal.write(j)
     print("safeboot: probation, boot", j["boots"], "of", n)
     return j.get("wdt", 8000)
 
@@ -128,8 +128,8 @@ def run():
         j["state"]
     except Exception:  # none, unreadable or not a journal
         journal.remove()
-        journal.empty(journal.NEW)  # the temporary files of a push cut short
-        journal.empty(journal.OLD)  # a stale backup slot, folders included: cleared before use
+        journal.clear(journal.NEW)  # the temporary files of a push cut short
+        journal.clear(journal.OLD)  # a stale backup slot, folders included: cleared before use
         return None
     try:
         return _run(j)
@@ -144,7 +144,7 @@ def run():
     try:  # the runtime reports it, clears .ota/ and runs whatever is in place
         j["state"] = "rolled_back"
         j["reason"] = why
-        journal.save(j)
+        journal.write(j)
     except Exception:
         journal.remove()
     return None

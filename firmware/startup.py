@@ -24,7 +24,7 @@ DEFAULTS = {
 }
 SETTINGS = "settings.json"
 BOOT_FILE = ".boot_count"
-FILES = ".files.json"  # link.FILES: the heartbeat sends it from the flash
+FILES = ".files.json"  # runtime.FILES: the heartbeat sends it from the flash
 
 
 def default_id():

@@ -36,11 +36,7 @@ def done(rt, name, sha1, size):
     # The file is in place: report and reboot as Runtime._ota does.
     rt.report({"token": "", "state": "verified", "file": name, "sha1": sha1, "bytes": size})
     rt.report({"token": "", "state": "rebooting", "file": name})
-    try:
-        rt.mq.publish(rt.t_status, b'{"online":false,"reason":"rebooting"}', True)
-    except OSError:
-        pass
-    rt.mq.disconnect()
+    rt.link.disconnect()
     import time
     import machine
 
