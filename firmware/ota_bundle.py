@@ -1,38 +1,22 @@
 # DCC-OTA bundles (docs/protocol.md, "Safe updates"): the manifest and the commit journal.
-# ota_receiver imports this only for a bundle push (and drops it after a failed one): it
-# reads the manifest through its own buffer, streams every file to .ota/new/<i> with its one
-# transfer loop, then calls commit(). The renames (and the deletes) are done by safeboot.py
-# at the next boot (one code path for a commit and for its roll-forward after a power cut).
+# ota_receiver imports this only for a bundle push (ota_push drops it, and journal.py, after
+# a failed one): it reads the manifest through its own buffer, streams every file to
+# NEW/<i> with its one transfer loop, then calls commit(). The renames (and the deletes) are
+# done by safeboot.py at the next boot (one code path for a commit and for its roll-forward
+# after a power cut).
 # A manifest is checked against the flash before one byte is written: a name that is a
 # folder here, or under a name that is a file here, is rejected (a rename could never
 # place it).
+from journal import NEW, OLD, clear, step, write  # NEW and step: the receiver's too
 from ota_trigger import OTAError, bad_name, is_hex, protected
 
-NEW = ".ota/new/"
-JOURNAL = ".ota/journal.json"
 MAX = 1024  # manifest bytes: it must fit the receiver's buffer
-
-
-def step(name):
-    # a named point where the simulator can cut the power (no-op on a board)
-    import machine
-
-    f = getattr(machine, "sim_step", None)
-    if f:
-        f(name)
 
 
 def clean():
     # delete the temporary files of a push that did not commit, and any backup left over
-    # (files only; safeboot.py clears folders there at a boot without an update)
-    import os
-
-    for d in (NEW[:-1], ".ota/old"):
-        try:
-            for e in os.ilistdir(d):
-                os.remove(d + "/" + e[0])
-        except OSError:
-            pass
+    clear(NEW)
+    clear(OLD)
 
 
 def start(t):
@@ -41,7 +25,7 @@ def start(t):
 
     if t.size > MAX:
         return "manifest over %d bytes" % MAX
-    for d in (".ota", NEW[:-1], ".ota/old"):
+    for d in (".ota", NEW, OLD):
         try:
             os.mkdir(d)
         except OSError:
@@ -140,16 +124,13 @@ def read_manifest(s, mv, t, keyed):
     # delete needs no room beyond the journal (on a full flash it may be the way out)
     if n and free is not None and need + (n + 2) * bs > free:
         raise OTAError("no space", "need %d bytes, %d free" % (need, free))
-    if not _kind(".ota/old"):  # no room even for the backup slot's folder
-        raise OTAError("no space", "cannot make .ota/old")
+    if not _kind(OLD):  # no room even for the backup slot's folder
+        raise OTAError("no space", "cannot make " + OLD)
     return items
 
 
 def commit(t, items, extra):
-    # Every file is verified in .ota/new: journal the commit for safeboot.py.
-    import json
-    import os
-
+    # Every file is verified in NEW: journal the commit for safeboot.py.
     step("verified")
     had = []  # per file: 0 new to the flash, 1 replaced, 2 deleted
     for x in items:
@@ -158,7 +139,4 @@ def commit(t, items, extra):
          "boots": 0}
     if extra:
         j.update(extra)
-    # replace the journal atomically: a power cut leaves the old one or the new one
-    with open(JOURNAL + ".tmp", "w") as f:
-        json.dump(j, f, separators=(",", ":"))  # small: see safeboot._save
-    os.rename(JOURNAL + ".tmp", JOURNAL)
+    write(j)  # atomically: a power cut leaves the old journal or the new one

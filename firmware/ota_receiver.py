@@ -170,8 +170,8 @@ def receive(t, report, idle=0, keyed=False, extra=None):
             stage = "write failed"  # an OSError from the socket says "timeout" below
             x = items[i]
             if x[0] != "-":  # "-": a delete, nothing on the stream
-                got += _copy(s, ob.NEW + str(i) if ob else PART, x[1], x[0], x[2], buf, mv,
-                             wdt)
+                got += _copy(s, ob.NEW + "/" + str(i) if ob else PART, x[1], x[0], x[2], buf,
+                             mv, wdt)
             if ob:
                 ob.step("download")
         if t.size is not None:

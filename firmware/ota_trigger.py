@@ -7,7 +7,7 @@ _MAX_SIZE = const(16777216)
 _MAX_FILES = const(8)
 # the safe-boot code (as source or precompiled) and the settings
 PROTECTED = ("boot.py", "safeboot.py", "safeboot.mpy", "probation.py", "probation.mpy",
-             "settings.json")
+             "journal.py", "journal.mpy", "settings.json")
 
 
 class OTAError(Exception):

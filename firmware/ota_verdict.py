@@ -1,43 +1,23 @@
 # The end of an update (docs/safety.md, steps 5 and 6), loaded by the runtime only when the
 # journal needs it: confirm an update on probation, and report a confirmed or rolled-back
 # one with the push's token, then clear .ota/ (the signature counter stays): the backups
-# and temporaries, and a folder that a confirmed delete left empty.
-import json
+# and temporaries, a folder that a confirmed delete left empty, and once the report is out
+# the journal.
 import os
 
-
-def _rm(p):
-    try:
-        os.remove(p)
-    except OSError:
-        pass
+import journal
 
 
-def _wipe(d):
-    # files only: nothing else goes into the backup slot (ota_bundle refuses a folder's name),
-    # and safeboot.py clears folders too at a boot without an update
-    try:
-        for e in os.ilistdir(d):
-            os.remove(d + "/" + e[0])
-    except OSError:
-        pass
-
-
-def confirm(j):
-    # healthy: the state goes to flash first, so a power cut from here on never rolls
-    # back a confirmed update (the next connect reports it)
-    j["state"] = "confirmed"
-    with open(".ota/journal.tmp", "w") as f:
-        json.dump(j, f, separators=(",", ":"))  # small: see safeboot._save
-    os.rename(".ota/journal.tmp", ".ota/journal.json")
-
-
-def run(rt, healthy):
-    # healthy: rt's update on probation has run long enough: confirm it first
-    j = rt.j
+def run(j, healthy, report):
+    # Report the update of journal j with report(dict) (True when it went out); returns the
+    # journal as the flash now holds it, for the runtime to keep: None once reported, else
+    # j (the next connect reports it again). healthy: j's update on probation has run long
+    # enough: it is confirmed first, on the flash, so a power cut from here on never rolls
+    # it back.
     if healthy:
-        confirm(j)
-        rt.probation = False
+        j = dict(j)
+        j["state"] = "confirmed"
+        journal.write(j)
         print("update confirmed")
     d = {"token": j.get("token", ""), "state": j["state"], "file": "bundle"}
     if j["state"] == "confirmed":
@@ -51,9 +31,10 @@ def run(rt, healthy):
                     pass  # other files in it
     else:
         d["reason"] = j.get("reason") or "rolled back"
-    _wipe(".ota/old")
-    _wipe(".ota/new")
-    _rm(".ota/crash.txt")
-    rt.mq.publish(rt.t_ota_status, json.dumps(d).encode())
-    _rm(".ota/journal.json")
-    rt.j = None
+    journal.clear(journal.OLD)
+    journal.clear(journal.NEW)
+    journal.remove(journal.CRASH)
+    if not report(d):
+        return j
+    journal.remove()
+    return None

@@ -3,7 +3,8 @@
 # (an exception out of main, or main returning) for the next boot's safeboot to roll back
 # with. Apart from safeboot so that the journal code is off the heap while the runtime runs.
 # Protected, like safeboot.py: a push replaces it only with force=1.
-CRASH = ".ota/crash.txt"
+from journal import CRASH  # the loader unloads journal.py, the path stays
+
 wdt = None  # machine.WDT; the runtime feeds it
 
 

@@ -2,19 +2,10 @@
 # an interrupted commit, counts the boots of an update on probation and rolls back to the
 # backups. Every step is idempotent, so a power cut at any point is finished at the next
 # boot. On probation boot.py then runs main.py under the watchdog (probation.py), with this
-# module already off the heap. Protected: a push replaces this file only with force=1.
-# Kept small: it is compiled at every boot.
-J = ".ota/journal.json"
-CRASH = ".ota/crash.txt"
-
-
-def _step(name):
-    # a named point where the simulator can cut the power (no-op on a board)
-    import machine
-
-    f = getattr(machine, "sim_step", None)
-    if f:
-        f(name)
+# module already off the heap. The journal's files and how they are written are
+# journal.py's. Protected, as journal.py: a push replaces them only with force=1. Kept
+# small: it is compiled at every boot.
+import journal
 
 
 def _exists(p):
@@ -25,33 +16,6 @@ def _exists(p):
         return True
     except OSError:
         return False
-
-
-def _save(j):
-    # compact: a journal of up to 128 bytes is kept inside LittleFS's folder entry, so an
-    # update that only deletes works on a flash without one free block
-    import json
-    import os
-
-    with open(J + ".tmp", "w") as f:
-        json.dump(j, f, separators=(",", ":"))
-    os.rename(J + ".tmp", J)
-
-
-def _empty(d):
-    # remove what folder d holds, folders in it too
-    import os
-
-    try:
-        for e in os.ilistdir(d):
-            p = d + "/" + e[0]
-            if e[1] == 0x4000:
-                _empty(p)
-                os.rmdir(p)
-            else:
-                os.remove(p)
-    except OSError:
-        pass
 
 
 def _put(src, name):
@@ -73,25 +37,22 @@ def _put(src, name):
 def _commit(j):
     # had[i]: 0 a new file, 1 a replaced one (backed up first), 2 a delete (the file goes to
     # its backup slot). Each rename is skipped once done: a cut is finished at the next boot.
-    _step("commit")
+    journal.step("commit")
     for i, name in enumerate(j["files"]):
-        old = ".ota/old/%d" % i
-        new = ".ota/new/%d" % i
+        old = journal.OLD + "/" + str(i)
+        new = journal.NEW + "/" + str(i)
         h = j["had"][i]
         if h == 2 or _exists(new):
             if h and _exists(name):
                 _put(name, old)
-                _step("backup%d" % i)
+                journal.step("backup%d" % i)
             if h != 2:
                 _put(new, name)
-                _step("place%d" % i)
-    if _exists(CRASH):  # from a boot before this update: it must not roll this one back
-        import os
-
-        os.remove(CRASH)
+                journal.step("place%d" % i)
+    journal.remove(journal.CRASH)  # from a boot before this update: it must not roll this back
     j["state"] = "probation"
     j["boots"] = 0
-    _save(j)
+    journal.write(j)
 
 
 def _rollback(j, reason):
@@ -104,12 +65,12 @@ def _rollback(j, reason):
         j["state"] = "rollback"
         j["reason"] = reason
         try:
-            _save(j)
+            journal.write(j)
         except OSError:  # a full flash: the renames below need no room, restore all the same
             pass
-    _step("rollback")
+    journal.step("rollback")
     for i, name in enumerate(j["files"]):
-        old = ".ota/old/%d" % i
+        old = journal.OLD + "/" + str(i)
         try:
             if _exists(old):
                 _put(old, name)
@@ -123,13 +84,10 @@ def _rollback(j, reason):
                         pass  # not empty
         except OSError as e:
             j["reason"] += "; %s not restored: %s" % (name, e)
-        _step("restore%d" % i)
+        journal.step("restore%d" % i)
     j["state"] = "rolled_back"
-    _save(j)
-    try:
-        os.remove(CRASH)
-    except OSError:
-        pass
+    journal.write(j)
+    journal.remove(journal.CRASH)
     print("safeboot: rolled back:", j["reason"])
     import machine
 
@@ -147,8 +105,8 @@ def _run(j):
     if j["state"] != "probation":
         return None  # confirmed or rolled_back: the runtime reports it and clears the journal
     why = None
-    if _exists(CRASH):
-        with open(CRASH) as f:
+    if _exists(journal.CRASH):
+        with open(journal.CRASH) as f:
             why = f.read()
     j["boots"] += 1
     n = j.get("max", 2)
@@ -156,7 +114,7 @@ def _run(j):
         why = "no healthy boot in %d tries" % n
     if why:
         _rollback(j, why)
-    _save(j)
+    journal.write(j)
     print("safeboot: probation, boot", j["boots"], "of", n)
     return j.get("wdt", 8000)
 
@@ -166,20 +124,12 @@ def run():
     # error in the journal's steps rolls the update back with the error as the reason; one
     # in the rollback itself ends it as rolled back, so that the board always boots.
     try:
-        import json
-
-        with open(J) as f:
-            j = json.load(f)
+        j = journal.load()
         j["state"]
     except Exception:  # none, unreadable or not a journal
-        import os
-
-        try:
-            os.remove(J)
-        except OSError:
-            pass
-        _empty(".ota/new")  # the temporary files of a push cut short
-        _empty(".ota/old")  # a stale backup slot, folders included: cleared before use
+        journal.remove()
+        journal.clear(journal.NEW)  # the temporary files of a push cut short
+        journal.clear(journal.OLD)  # a stale backup slot, folders included: cleared before use
         return None
     try:
         return _run(j)
@@ -194,12 +144,7 @@ def run():
     try:  # the runtime reports it, clears .ota/ and runs whatever is in place
         j["state"] = "rolled_back"
         j["reason"] = why
-        _save(j)
+        journal.write(j)
     except Exception:
-        import os
-
-        try:
-            os.remove(J)
-        except OSError:
-            pass
+        journal.remove()
     return None

@@ -1,5 +1,5 @@
 # What the runtime does once per boot: load settings, count the boot, hash the files.
-# runtime.main() imports this module, uses it and unloads it, so its bytecode does not
+# loader.main() imports this module, uses it and unloads it, so its bytecode does not
 # stay in RAM (its compile also happens before the OTA receiver is loaded).
 import json
 
@@ -24,7 +24,7 @@ DEFAULTS = {
 }
 SETTINGS = "settings.json"
 BOOT_FILE = ".boot_count"
-FILES = ".files.json"  # link.FILES: the heartbeat sends it from the flash
+FILES = ".files.json"  # runtime.FILES: the heartbeat sends it from the flash
 
 
 def default_id():
@@ -121,11 +121,3 @@ def file_hashes():
     except OSError:
         return text
 
-
-# The update journal (.ota/journal.json, docs/safety.md), or None.
-def journal():
-    try:
-        with open(".ota/journal.json") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None

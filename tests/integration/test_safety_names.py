@@ -256,11 +256,11 @@ def test_deleting_the_runtime_or_settings_needs_force_or_is_refused(server, devi
     assert "never deleted" in rejected_by_server(server, name, delete=["settings.json"], force=True)
     assert rejected_by_server(server, name, delete=["gone.txt"]) == "gone.txt is not on the device"
     # the device's own rule, for a sender that skips the server's
-    assert rejected_by_device(mosquitto, name, ["- - device.py\n"]) == (
-        "rejected", "device.py is the device's runtime: deleting it needs force=1")
+    assert rejected_by_device(mosquitto, name, ["- - runtime.py\n"]) == (
+        "rejected", "runtime.py is the device's runtime: deleting it needs force=1")
     assert rejected_by_device(mosquitto, name, ["- - settings.json\n"]) == (
         "rejected", "settings.json needs force=1")
-    assert (dev.flash_dir / "device.py").exists() and (dev.flash_dir / "main.py").exists()
+    assert (dev.flash_dir / "runtime.py").exists() and (dev.flash_dir / "main.py").exists()
 
 
 FLASH_KB = 192

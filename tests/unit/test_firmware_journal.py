@@ -9,8 +9,10 @@ import pytest
 from tests.support.firmware import load
 from tests.support.micropython import run_cases
 
-_saved = {n: sys.modules.get(n) for n in ("ota_trigger", "ota_receiver", "ota_bundle")}
-# ota_bundle imports ota_trigger (and ota_receiver) by name
+_saved = {n: sys.modules.get(n) for n in ("journal", "ota_trigger", "ota_receiver",
+                                          "ota_bundle")}
+# ota_bundle imports journal and ota_trigger (and ota_receiver) by name
+jn = load("journal", register=True)
 ota = load("ota_trigger", register=True)
 rx = load("ota_receiver", register=True)
 ob = load("ota_bundle", register=True)
@@ -204,8 +206,10 @@ def flash(tmp_path_factory):
 
 
 def run_cpython(text, f):
-    # read_manifest imports ota_receiver (and ota_bundle ota_trigger) by name, as on the board
-    with mock.patch.dict(sys.modules, {"ota_trigger": ota, "ota_receiver": rx, "ota_bundle": ob}):
+    # read_manifest imports ota_receiver (and ota_bundle journal and ota_trigger) by name, as
+    # on the board
+    with mock.patch.dict(sys.modules, {"journal": jn, "ota_trigger": ota, "ota_receiver": rx,
+                                       "ota_bundle": ob}):
         ns = {}
         exec(RUNNER, ns)
         return ns["run"](text, f)

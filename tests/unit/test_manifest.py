@@ -22,7 +22,7 @@ def test_the_manifest_lists_writes_and_deletes_in_stream_order():
 
 def test_the_runtime_is_every_board_file_as_source_or_precompiled():
     names = runtime_files()
-    for name in ("main.py", "runtime.py", "device.py", "mqtt_client.mpy", "boot.py"):
+    for name in ("main.py", "loader.py", "runtime.py", "mqtt_client.mpy", "boot.py"):
         assert name in names
     assert "notes.txt" not in names and "sim.py" not in names
 

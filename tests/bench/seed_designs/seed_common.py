@@ -10,7 +10,7 @@
 # After the file is in place they report and reboot exactly as the runtime does.
 import gc
 
-import device as runtime  # the runtime's running part (runtime.py holds only main())
+import runtime  # the running part (loader.py holds main())
 import link  # its MQTT session
 from mqtt_client import MQTTClient
 
@@ -36,11 +36,7 @@ def done(rt, name, sha1, size):
     # The file is in place: report and reboot as Runtime._ota does.
     rt.report({"token": "", "state": "verified", "file": name, "sha1": sha1, "bytes": size})
     rt.report({"token": "", "state": "rebooting", "file": name})
-    try:
-        rt.mq.publish(rt.t_status, b'{"online":false,"reason":"rebooting"}', True)
-    except OSError:
-        pass
-    rt.mq.disconnect()
+    rt.link.disconnect()
     import time
     import machine
 
@@ -54,7 +50,7 @@ def failed(rt, name, reason, detail):
 
 
 def main():
-    # runtime.main(), with the seed's receive path and ID/OTA handler
+    # loader.main(), with the seed's receive path and ID/OTA handler
     import sys
     import startup
 
