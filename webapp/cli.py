@@ -75,8 +75,8 @@ def _update_options(force_help):
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--as", "target", help="The file's name on the device (one file only; default: "
                                      "its own name).")
-@_update_options("Allow replacing the safe-boot code (boot.py, safeboot.py, probation.py): "
-                 "I know.")
+@_update_options("Allow replacing the safe-boot code (boot.py, safeboot.py, probation.py, "
+                 "journal.py): I know.")
 @with_appcontext
 def push_command(files, device, target, force, wait, timeout, verbose):
     """Push FILES to a device; several files go as one update (all or none).
@@ -113,7 +113,7 @@ def push_command(files, device, target, force, wait, timeout, verbose):
 
 @ota.command("rm")
 @click.argument("names", nargs=-1, required=True)
-@_update_options("Allow deleting the safe-boot code or the runtime (main.py, runtime.py, "
+@_update_options("Allow deleting the safe-boot code or the runtime (main.py, loader.py, "
                  "...): I know.")
 @with_appcontext
 def rm_command(names, device, force, wait, timeout, verbose):

@@ -12,7 +12,9 @@ from .names import RESERVED, check_target
 MAX_FILES = 8
 MAX_MANIFEST = 1024
 # The safe-boot code (as source or precompiled): a broken one can stop a board from booting.
-PROTECTED = ("boot.py", "safeboot.py", "safeboot.mpy", "probation.py", "probation.mpy")
+# (journal.py: safeboot and probation run on it; firmware/README.md.)
+PROTECTED = ("boot.py", "safeboot.py", "safeboot.mpy", "probation.py", "probation.mpy",
+             "journal.py", "journal.mpy")
 
 
 @functools.lru_cache(maxsize=1)

@@ -32,7 +32,7 @@ def test_malformed_device_status_is_refused(payload):
 
 
 @pytest.mark.parametrize("target", ["boot.py", "safeboot.py", "probation.py", "safeboot.mpy",
-                                    "probation.mpy"])
+                                    "probation.mpy", "journal.py", "journal.mpy"])
 def test_the_safe_boot_code_needs_force(target):
     with pytest.raises(BadPayload, match="safe-boot code"):
         check_targets([target])
