@@ -3,8 +3,10 @@ import json
 import time
 
 from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user
 
 from . import extension, keys
+from . import health as health_checks
 from .auth import holds_secret
 from .bus import BusError
 from .db import get_db
@@ -51,11 +53,20 @@ def _file_dict(f):
 
 @bp.get("/health")
 def health():
-    services = extension.of().services
-    connected = bool(services and services.bus.connected.is_set())
-    return jsonify(ok=True, mqtt_connected=connected,
-                   broker=services.bus.where() if services else None,
-                   mqtt_refused=services.bus.refused if services else None)
+    """200 when the server is working (broker connected, database answering, file store
+    writable with room for an upload), 503 when it runs but one of them is not (health.py).
+    Without a login only the yes/no of each check: addresses, names and figures are for
+    users."""
+    found = health_checks.check(current_app.config)
+    checks = {k: found[k] for k in ("broker", "database", "file_store")}
+    working = all(checks.values())
+    body = {"running": True, "working": working, "ok": working, "checks": checks,
+            "mqtt_connected": checks["broker"]}
+    # who asks is known from the database: without one, the answer is the public one
+    if checks["database"] and current_user.is_authenticated:
+        body.update(broker=found["broker_address"], mqtt_refused=found["broker_refused"],
+                    file_store_free=found["file_store_free"], errors=found["errors"])
+    return jsonify(body), 200 if working else 503
 
 
 @bp.get("/devices")

@@ -53,21 +53,13 @@ def _handle_not_running(exc):
 def _handle_database_error(exc):
     # "database or disk is full", or an I/O error on a disk with no room left (SQLite cannot
     # even open its write-ahead log then), is the disk's: a 507. Any other is ours: a 500.
-    if "full" not in str(exc) and not _database_disk_full():
+    from flask import current_app
+
+    from .health import database_disk_full
+    if "full" not in str(exc) and not database_disk_full(current_app.config):
         raise exc
     from .filestore import NoSpace
     return _handle_no_space(NoSpace("the database's disk is full"))
-
-
-def _database_disk_full():
-    import os
-
-    from flask import current_app
-    try:
-        st = os.statvfs(os.path.dirname(os.path.abspath(current_app.config["OTA_DATABASE"])))
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < 64 * 1024  # not even a few pages of log
 
 
 def init_app(app):

@@ -125,7 +125,7 @@ class Sender:
             self.error = e
 
     def trigger(self, name):
-        from webapp.pushes import build_trigger
+        from webapp.push.trigger import build_trigger
 
         return build_trigger("127.0.0.1", self.session.port, name, self.sha1, self.size,
                              self.token)

@@ -79,6 +79,9 @@ def main():
                          cwd=ROOT, env=dict(os.environ, **env), capture_output=True, text=True,
                          timeout=60)
     out["cli"] = [cli.returncode, cli.stderr]
+    fill(store)
+    r = client.get("/api/health")
+    out["health_store"] = [r.status_code, r.json]
 
     # 2. the database's disk: the database on a full 1 MB disk, the store elsewhere
     dbdir = str(tmp / "dbdisk")
@@ -90,6 +93,8 @@ def main():
     fill(dbdir)
     r = client.post("/api/files", data={"file": (io.BytesIO(os.urandom(64 * 1024)), "x.bin")})
     out["api_db"] = [r.status_code, r.json]
+    r = client.get("/api/health")
+    out["health_db"] = [r.status_code, r.json]
     print(json.dumps(out))
 
 

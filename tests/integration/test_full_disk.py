@@ -51,3 +51,16 @@ def test_a_full_database_disk_is_a_507_too(answers):
     assert status == 507
     assert body == {"error": "no_space", "message": "the database's disk is full: nothing was "
                                                     "stored; free some space and try again"}
+
+
+def test_health_says_which_disk_is_full(answers):
+    """Issue 12: /api/health tells running from working, and names what does not work."""
+    status, body = answers["health_store"]
+    assert (status, body["running"], body["checks"]["file_store"]) == (503, True, False)
+    assert body["errors"]["file_store"].startswith("cannot write in ")
+    assert body["checks"]["database"] is True
+    status, body = answers["health_db"]
+    assert (status, body["checks"]["database"]) == (503, False)
+    assert body["checks"]["file_store"] is True
+    # who asks cannot be told without the database: the public answer, no 507 nor 500
+    assert "errors" not in body

@@ -1,6 +1,7 @@
 """The server as `make run` starts it: real gunicorn, zero configuration but the ports."""
 import hashlib
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -14,8 +15,13 @@ pytestmark = pytest.mark.integration
 
 def get(url, token=None):
     req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token} if token else {})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:
+            raise
+        return dict(json.loads(exc.read()), status=503)  # /api/health: running, not working
 
 
 def post_file(url, name, data, token):
@@ -77,7 +83,10 @@ def test_a_broker_that_is_down_at_start_is_reached_once_it_is_up(gunicorn):
     port = free_port()
     base, _token = gunicorn(MQTT_BROKER_URL="127.0.0.1", MQTT_BROKER_PORT=port)
     health = get(base + "/api/health")
-    assert health["ok"] is True and health["mqtt_connected"] is False  # the worker lives on
+    # the worker lives on, and says what does not work
+    assert (health["status"], health["running"], health["working"]) == (503, True, False)
+    assert health["checks"] == {"broker": False, "database": True, "file_store": True}
     with Mosquitto(port=port):
         wait_until(lambda: get(base + "/api/health")["mqtt_connected"], 40,
                    what="the server to connect to the late broker")
+        assert "status" not in get(base + "/api/health")  # a 200: working

@@ -204,3 +204,22 @@ def test_pushes_to_one_device_run_one_after_the_other(server, devices, unique):
     assert rows[1]["events"][1]["at"] >= rows[0]["finished_at"]
     assert (dev.flash_dir / "a.py").read_bytes() == b"A = 1\n"
     assert (dev.flash_dir / "b.py").read_bytes() == b"B = 2\n"
+
+
+def test_the_log_follows_a_push_one_line_per_step(server, devices, unique, caplog):
+    """Issue 12: a person follows a push in the server's log without a debugger."""
+    name = unique("log")
+    devices(name)
+    registered(server, name, lambda d: d.online and "bundle" in d.features)
+    caplog.set_level("INFO", logger="webapp.push")
+
+    push_id = push(server, name, b"LOGGED = 1\n", "logged.py")
+    row = finished(server, push_id)
+
+    assert row["state"] == "done", row
+    lines = [r.getMessage() for r in caplog.records if r.name == "webapp.push"]
+    prefix = "push %d %s: " % (push_id, name)
+    mine = [line[len(prefix):] for line in lines if line.startswith(prefix)]
+    steps = [line.split(" (")[0] for line in mine]
+    assert steps == [e["state"] for e in row["events"]], mine
+    assert mine[-1].startswith("done (confirmed after its probation")

@@ -7,9 +7,37 @@ import pytest
 from webapp.db import get_db
 
 
-def test_health_answers_without_services(client):
+def test_health_says_which_part_is_not_working(client):
+    """Issue 12: running is not working. Here no MQTT services run in this process: a 503,
+    and the checks say it is the broker; the database and the file store work."""
     r = client.get("/api/health")
-    assert r.status_code == 200 and r.json["ok"] is True and r.json["mqtt_connected"] is False
+    assert r.status_code == 503
+    assert (r.json["running"], r.json["working"], r.json["ok"]) == (True, False, False)
+    assert r.json["checks"] == {"broker": False, "database": True, "file_store": True}
+    assert r.json["errors"] == {"broker": "the MQTT services are not running in this process"}
+    assert r.json["file_store_free"] > 0
+
+
+def test_health_without_a_login_tells_only_yes_or_no(anon):
+    r = anon.get("/api/health")
+    assert r.status_code == 503
+    assert set(r.json) == {"running", "working", "ok", "checks", "mqtt_connected"}
+
+
+def test_health_counts_a_file_store_without_room_for_an_upload_as_not_working(app, client):
+    app.config["OTA_MAX_UPLOAD"] = 1 << 62  # no disk has room for that
+    r = client.get("/api/health")
+    assert r.json["checks"]["file_store"] is False
+    assert "less than one upload (OTA_MAX_UPLOAD" in r.json["errors"]["file_store"]
+
+
+def test_health_counts_a_file_store_it_cannot_write_as_not_working(app, client, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store should be")
+    app.config["OTA_FILE_STORE"] = str(blocked)
+    r = client.get("/api/health")
+    assert r.status_code == 503 and r.json["checks"]["file_store"] is False
+    assert r.json["errors"]["file_store"].startswith("cannot write in %s" % blocked)
 
 
 def test_upload_twice_is_stored_once(client):

@@ -94,7 +94,9 @@ def test_no_api_route_answers_500_or_changes_anything_for_garbage(app, client, s
                 for key, values in QUERY.items():
                     for value in values:
                         r = client.get("%s?%s=%s" % (url, key, value))
-                        assert r.status_code < 500, (url, key, value, r.data)
+                        # 503: /api/health in an app without MQTT (running, not working)
+                        assert r.status_code < 500 or r.status_code == 503, (url, key, value,
+                                                                             r.data)
     assert snapshot(app) == seeded
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
     assert answers.get(400, 0) > 200 and answers.get(404, 0) > 10, answers

@@ -11,10 +11,12 @@ renews it every few seconds and the end of the push clears it, so a killed proce
 device when the lease runs out (LEASE_SECONDS), or at once when the taker sees on this host
 that the owner's process is gone.
 """
+import logging
 import time
 
 from .states import FINAL, Note, State, final_values
 
+log = logging.getLogger("webapp.push")  # one line per timeline entry: "push 12 lamp-hall: sent"
 LEASE_SECONDS = 20.0
 _FINAL = final_values()
 _NOT_FINAL = "state NOT IN (%s)" % ",".join("?" * len(_FINAL))
@@ -56,6 +58,15 @@ def step(db, push_id, state, detail=None, at=None):
     db.execute("UPDATE pushes SET state = ?, updated_at = ? WHERE id = ?", (state, now, push_id))
     db.execute("INSERT INTO push_events (push_id, at, state, detail) VALUES (?,?,?,?)",
                (push_id, now, state, detail))
+    _log(db, logging.INFO, push_id, state, detail)
+
+
+def _log(db, level, push_id, what, detail):
+    """The server's log follows every push: its id, its device and the entry."""
+    if log.isEnabledFor(level):
+        row = db.execute("SELECT device FROM pushes WHERE id = ?", (push_id,)).fetchone()
+        log.log(level, "push %d %s: %s%s", push_id, row[0] if row else "?", what,
+                " (%s)" % detail if detail else "")
 
 
 def note(db, push_id, what, detail):
@@ -64,6 +75,7 @@ def note(db, push_id, what, detail):
     db.execute("UPDATE pushes SET updated_at = ? WHERE id = ?", (now, push_id))
     db.execute("INSERT INTO push_events (push_id, at, note, detail) VALUES (?,?,?,?)",
                (push_id, now, Note(what).value, detail))
+    _log(db, logging.INFO, push_id, Note(what).value, detail)
 
 
 def progress(db, push_id, sent):
@@ -93,6 +105,8 @@ def finish(db, push_id, state, reason=None, detail=None):
     text = "%s: %s" % (reason, detail) if reason and detail else (reason or detail)
     db.execute("INSERT INTO push_events (push_id, at, state, detail) VALUES (?,?,?,?)",
                (push_id, now, state.value, text))
+    _log(db, logging.WARNING if state == State.FAILED else logging.INFO, push_id, state.value,
+         text)
 
 
 def files_of(db, push_id):
