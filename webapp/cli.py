@@ -15,7 +15,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import board_tools, extension, keys
+from . import backup, board_tools, extension, keys
 from .db import get_db
 from .filestore import FileTooLarge, NoSpace
 from .names import BadName, check_device_name
@@ -240,3 +240,34 @@ def precompile_command(out_dir):
                                                    if getattr(exc, "stderr", None) else exc))
     for path in written:
         click.echo(path)
+
+
+@ota.command("backup")
+@click.argument("archive", type=click.Path(dir_okay=False))
+@with_appcontext
+def backup_command(archive):
+    """Write ARCHIVE (.tar.gz): a consistent copy of the database (SQLite's online backup,
+    safe while the server runs) and every stored file."""
+    try:
+        manifest = backup.write_backup(current_app.config, archive)
+    except backup.BackupError as exc:
+        _die(EXIT_FAILED, "backup failed: %s" % exc)
+    click.echo("wrote %s: the database (schema %d) and %d files"
+               % (archive, manifest["schema"], manifest["files"]))
+
+
+@ota.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace a database that already holds devices, "
+                                            "files or pushes.")
+@with_appcontext
+def restore_command(archive, force):
+    """Put ARCHIVE (from `ota backup`) back: the database and the files. Stop the server
+    first; it finds everything at its next start."""
+    try:
+        manifest = backup.restore_backup(current_app.config, archive, force)
+    except backup.BackupError as exc:
+        _die(EXIT_SETUP if "--force" in str(exc) else EXIT_FAILED, "restore failed: %s" % exc)
+    click.echo("restored %s: the database and %d files, from %s" % (
+        archive, manifest["files"], time.strftime("%Y-%m-%d %H:%M",
+                                                  time.localtime(manifest["created_at"]))))

@@ -1,5 +1,6 @@
 """SQLite storage: one connection per app context, shared by requests and service threads."""
 import contextlib
+import os
 import sqlite3
 from importlib import resources
 
@@ -34,6 +35,7 @@ def init_db(path):
     migration numbered above its `PRAGMA user_version` runs, in order, then the version is
     set. Version 0 is a database from before numbered migrations."""
     schema = resources.files("webapp").joinpath("schema.sql").read_text()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # a new data folder
     conn = connect(path)
     try:
         fresh = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
