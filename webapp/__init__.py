@@ -16,7 +16,11 @@ from .schemas import SQLITE_MAX
 
 def create_app(test_config=None):
     """Build the app. Services (broker, MQTT, pushes) are not started here: see services.py."""
+    # OTA_DATA_DIR: the one folder for the database, the files, the session key and an
+    # optional config.py (default: Flask's instance folder, instance/ in a checkout)
+    data_dir = os.environ.get("OTA_DATA_DIR") or None
     app = Flask(__name__, instance_relative_config=True,
+                instance_path=os.path.abspath(data_dir) if data_dir else None,
                 template_folder=str(assets.folder("templates")),
                 static_folder=str(assets.folder("static")))
     os.makedirs(app.instance_path, exist_ok=True)
@@ -34,6 +38,9 @@ def create_app(test_config=None):
     for chatty in ("amqtt", "transitions", "flask-limiter"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
+    for name in config.unknown(os.environ):
+        logging.getLogger(__name__).warning("%s is not a setting of DCC-OTA (README, "
+                                            "Configuration): ignored", name)
     db.init_app(app)
     db.init_db(app.config["OTA_DATABASE"])
     registry = Registry(app.config["OTA_HEARTBEAT_MISSES"])

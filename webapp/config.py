@@ -75,6 +75,17 @@ SETTINGS = {
 }
 
 
+# Read by the process, not the app: the data folder (webapp/__init__.py) and gunicorn's own
+# (webapp/gunicorn_conf.py).
+PROCESS_SETTINGS = ("OTA_DATA_DIR", "OTA_HTTP_BIND", "OTA_HTTP_THREADS", "OTA_HTTP_ACCESS_LOG")
+
+
+def unknown(environ):
+    """The OTA_* names in `environ` that no setting has: a typo, most likely."""
+    return sorted(n for n in environ if n.startswith("OTA_") and n not in SETTINGS
+                  and n not in PROCESS_SETTINGS)
+
+
 def defaults(instance_path):
     conf = {name: default for name, (default, _) in SETTINGS.items()}
     conf["OTA_DATABASE"] = os.path.join(instance_path, "dcc-ota.sqlite")

@@ -60,3 +60,13 @@ def test_starting_the_services_never_rewrites_the_configuration(tmp_path):
     finally:
         stop_services(app)
     assert app.extensions["dcc_ota"].services is None
+
+
+def test_one_data_folder_holds_the_database_the_files_and_the_session_key(tmp_path, monkeypatch):
+    """OTA_DATA_DIR (deploy/dcc-ota.env sets /var/lib/dcc-ota): everything the server writes."""
+    data = tmp_path / "var-lib-dcc-ota"
+    monkeypatch.setenv("OTA_DATA_DIR", str(data))
+    app = create_app()
+    assert app.config["OTA_DATABASE"] == str(data / "dcc-ota.sqlite")
+    assert app.config["OTA_FILE_STORE"] == str(data / "files")
+    assert sorted(p.name for p in data.iterdir()) == ["dcc-ota.sqlite", "files", "secret_key"]
