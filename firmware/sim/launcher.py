@@ -126,8 +126,9 @@ class SimDevice:
         self._log = None
 
     def seed(self):
-        """Copy the board files (or their .mpy, precompiled) if the flash has no main.py;
-        (re)write settings.json."""
+        """Copy the board files (or their .mpy, precompiled) if the flash has no main.py, and
+        settings.json: a new one, or the one there with only what this simulator's options
+        name changed (broker, port, heartbeat, and `settings`), saying what changed."""
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         if self.flash:
             return self._seed_image()
@@ -137,27 +138,54 @@ class SimDevice:
             else:
                 for f in board_files(self.firmware_dir):
                     shutil.copyfile(f, self.flash_dir / f.name)
-        (self.flash_dir / "settings.json").write_text(self._settings_json())
+        path = self.flash_dir / "settings.json"
+        path.write_text(self._settings_json(path.read_bytes() if path.exists() else None))
         return self
 
-    def _settings_json(self):
-        cfg = {"id": self.name, "broker": self.broker_host, "port": self.broker_port,
-               "heartbeat": self.heartbeat}
-        cfg.update(self.settings)
+    def _settings_json(self, old=None):
+        """settings.json's text from `old` (its bytes, or None: a new device)."""
+        ours = {"broker": self.broker_host, "port": self.broker_port,
+                "heartbeat": self.heartbeat}
+        ours.update(self.settings)
+        try:
+            cfg = json.loads(old) if old is not None else None
+        except ValueError:
+            cfg = None
+            self._say("settings.json is not JSON: made anew")
+        if not isinstance(cfg, dict):
+            cfg = {"id": self.name}
+        else:  # set up by hand or by `ota flash` (its key, its Wi-Fi): kept
+            changed = ["%s %s -> %s" % (k, json.dumps(cfg[k]), json.dumps(v))
+                       for k, v in ours.items() if k in cfg and cfg[k] != v]
+            if changed:
+                self._say("settings.json kept; changed " + ", ".join(changed))
+        cfg.update(ours)
         return json.dumps(cfg, indent=1)
+
+    def _say(self, line):
+        """A line about this device from the simulator itself (not from the board)."""
+        text = "ota-sim: %s: %s" % (self.name, line)
+        if self.echo:
+            print(text, flush=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
 
     def _seed_image(self):
         # what the folder would hold, staged on the host, goes into a new image
         import tempfile
 
         with tempfile.TemporaryDirectory() as stage:
+            old = None
             if not self.flash.exists():
                 if self.precompiled:
                     board_image(board_files(self.firmware_dir), Path(stage))
                 else:
                     for f in board_files(self.firmware_dir):
                         shutil.copyfile(f, Path(stage) / f.name)
-            self.flash.seed(stage, self._settings_json().encode())
+            else:
+                old = self.flash.files().get("settings.json")
+            self.flash.seed(stage, self._settings_json(old).encode())
         return self
 
     def read_file(self, name):
