@@ -208,8 +208,11 @@ def devices_command(as_json):
                                              "settings before it takes triggers again).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
               help="Write the settings.json here instead of printing it.")
+@click.option("--wifi-ssid", default="", help="The Wi-Fi the board joins (only in the output).")
+@click.option("--wifi-password", default="", help="Its password (only in the output; never "
+                                                  "stored on the server).")
 @with_appcontext
-def device_add_command(name, rotate, output):
+def device_add_command(name, rotate, output, wifi_ssid, wifi_password):
     """Make a device's secret key and print the settings.json to put on the board."""
     app = current_app._get_current_object()
     try:
@@ -217,12 +220,16 @@ def device_add_command(name, rotate, output):
         key = keys.add(get_db(), check_device_name(name), rotate=rotate)
     except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
         _die(EXIT_SETUP, "cannot add %s: %s" % (name, exc))
-    text = json.dumps(keys.settings(app, name, key), indent=2) + "\n"
+    settings = keys.settings(app, name, key)
+    if wifi_ssid:
+        settings.update(wifi_ssid=wifi_ssid, wifi_password=wifi_password)
+    text = json.dumps(settings, indent=2) + "\n"
     if output:
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        click.echo("wrote %s: fill in the Wi-Fi, then copy it to the board" % output)
+        click.echo("wrote %s: %scopy it to the board" % (output, "" if wifi_ssid else
+                                                          "fill in the Wi-Fi, then "))
     else:
         click.echo(text, nl=False)
 

@@ -47,24 +47,43 @@ def add_device():
         return render_template("pages/device_add.html")
     name = request.form.get("name", "").strip()
     try:
+        wifi = _wifi(request.form)
         keys.device_broker(current_app)  # before the key: no settings.json it cannot use
         key = keys.add(get_db(), check_device_name(name), request.form.get("rotate") == "yes")
     except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
         flash(str(exc), "error")
-        return render_template("pages/device_add.html", name=name), 400
-    settings = keys.settings(current_app, name, key)
+        return render_template("pages/device_add.html", name=name,
+                               wifi_ssid=request.form.get("wifi_ssid", "")), 400
+    settings = dict(keys.settings(current_app, name, key), **wifi)
     holds_secret()
-    return render_template("pages/device_added.html", name=name,
+    return render_template("pages/device_added.html", name=name, wifi=wifi,
                            settings=json.dumps(settings, indent=2))
 
 
-@bp.get("/devices/<name>/settings.json")
+def _wifi(form):
+    """{"wifi_ssid", "wifi_password"} from a form, for one settings.json only (never stored);
+    BadName for what a board could not take (802.11: an SSID of 32 bytes at most, a WPA2
+    passphrase of 64 characters at most)."""
+    ssid, password = form.get("wifi_ssid", ""), form.get("wifi_password", "")
+    if len(ssid.encode()) > 32 or len(password) > 64 or not (ssid + password).isprintable():
+        raise BadName("a Wi-Fi network name is at most 32 bytes and its password at most 64 "
+                      "printable characters")
+    return {"wifi_ssid": ssid, "wifi_password": password} if ssid else {}
+
+
+@bp.route("/devices/<name>/settings.json", methods=["GET", "POST"])
 def device_settings(name):
+    """The device's settings.json as a download; POSTed with the Wi-Fi, with it in."""
     key = keys.get(get_db(), name)
     if key is None:
         abort(404, "%s was never added, so it has no key" % name)
-    response = current_app.response_class(json.dumps(keys.settings(current_app, name, key),
-                                                     indent=2) + "\n", mimetype="application/json")
+    try:
+        wifi = _wifi(request.form) if request.method == "POST" else {}
+    except BadName as exc:
+        abort(400, str(exc))
+    response = current_app.response_class(json.dumps(dict(keys.settings(current_app, name, key),
+                                                          **wifi), indent=2) + "\n",
+                                          mimetype="application/json")
     response.headers["Content-Disposition"] = "attachment; filename=settings.json"
     holds_secret()
     return response

@@ -1,5 +1,6 @@
 """Device keys and signed triggers, on the server's side."""
 import hashlib
+import html
 import hmac
 import json
 import re
@@ -83,3 +84,33 @@ def test_the_api_adds_devices_and_the_page_marks_keyless_ones_insecure(app, clie
         return re.search(r'<p class="insecure"[^>]*>', card).group(0)
     assert " hidden" in insecure_tag("signed")
     assert " hidden" not in insecure_tag("open")
+
+
+def test_the_wifi_goes_into_the_settings_and_never_into_the_database(app, client):
+    """Issue 12: "Add device" asks for the Wi-Fi; it is in the settings shown and downloaded,
+    and nowhere the server keeps anything."""
+    page = client.post("/devices/add", data={"name": "porch", "wifi_ssid": "landing-net",
+                                             "wifi_password": "pa55-wörd"}).data.decode()
+    shown = json.loads(html.unescape(re.search(r'<pre id="settings"><code>(.*?)</code>', page,
+                                               re.S).group(1)))
+    assert (shown["wifi_ssid"], shown["wifi_password"]) == ("landing-net", "pa55-wörd")
+
+    download = client.post("/devices/porch/settings.json",
+                           data={"wifi_ssid": "landing-net", "wifi_password": "pa55-wörd"})
+    assert download.headers["Content-Disposition"] == "attachment; filename=settings.json"
+    assert json.loads(download.data)["wifi_password"] == "pa55-wörd"
+    assert json.loads(client.get("/devices/porch/settings.json").data)["wifi_ssid"] == ""
+
+    with app.app_context():
+        from webapp.db import get_db
+        dump = "\n".join(get_db().iterdump())
+    with open(app.config["OTA_DATABASE"], "rb") as f:
+        raw = f.read()
+    assert "landing-net" not in dump and b"landing-net" not in raw
+    assert "pa55" not in dump and b"pa55" not in raw
+
+
+def test_a_wifi_a_board_cannot_take_is_refused_and_no_key_is_made(app, client):
+    r = client.post("/devices/add", data={"name": "porch", "wifi_ssid": "x" * 33})
+    assert r.status_code == 400 and b"at most 32 bytes" in r.data
+    assert client.get("/devices/porch/settings.json").status_code == 404
