@@ -203,8 +203,14 @@ def create_push():
 
 @bp.post("/pushes/<int:push_id>/cancel")
 def cancel_push(push_id):
-    if not extension.of().pushes.cancel(push_id):
-        return json_error(409, "not_running", "push %d is not running" % push_id)
+    try:
+        cancelled = extension.of().pushes.cancel(push_id)
+    except PushRejected as exc:  # the device has it: its verdict decides
+        return json_error(409, "too_late", str(exc))
+    if not cancelled:
+        if get_push(get_db(), push_id) is None:
+            return json_error(404, "not_found", "no push %d" % push_id)
+        return json_error(409, "not_running", "push %d has ended" % push_id)
     return jsonify(cancelled=push_id), 202
 
 

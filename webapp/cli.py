@@ -25,6 +25,7 @@ from .push.states import DELIVERED, FINAL, State
 from .services import start_services, stop_services
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_UNCONFIRMED = 0, 1, 2, 3
+GAVE_UP = "gave up"  # --timeout ran out after the device had the update
 
 
 def _quiet_logs(verbose):
@@ -62,7 +63,8 @@ def _update_options(force_help):
         click.option("--force", is_flag=True, help=force_help),
         click.option("--wait", is_flag=True, help="Wait until the device confirms the update "
                                                   "(it runs the new files); exit 0 only then."),
-        click.option("--timeout", type=float, help="Give up after this many seconds."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+                     help="Give up after this many seconds (more than 0)."),
         click.option("--verbose", "-v", is_flag=True, help="Show the service logs too."),
     ]
 
@@ -144,8 +146,14 @@ def _outcome(app, db, services, push_id, wait, timeout):
         click.echo("done: %s" % detail)
         sys.exit(EXIT_OK)
     if state == State.SENT:
-        click.echo("sent; not waiting for the device's confirmation (use --wait)")
+        click.echo("sent; not waiting for the device's confirmation (use --wait; a running "
+                   "server records it)")
         sys.exit(EXIT_OK)
+    if state == GAVE_UP:
+        click.echo("delivered, unconfirmed: %s; the device has the whole update and confirms "
+                   "or rolls it back by itself (a running server records which)" % detail,
+                   err=True)
+        sys.exit(EXIT_UNCONFIRMED)
     if state == State.UNCONFIRMED:
         click.echo("delivered, unconfirmed: %s" % detail, err=True)
         sys.exit(EXIT_UNCONFIRMED)
@@ -164,11 +172,13 @@ def _follow(db, services, push_id, wait, timeout):
         if row["state"] in FINAL:
             return row["state"], row["reason"], row["detail"]
         if row["state"] in DELIVERED and not wait:
-            services.pushes.detach(push_id)
-            services.pushes.wait(push_id, 5)
-            return State.SENT, None, None
+            return State.SENT, None, None  # stop_services leaves it to a running server
         if deadline is not None and time.monotonic() > deadline:
-            services.pushes.cancel(push_id, "timeout", "gave up after %gs (--timeout)" % timeout)
+            try:
+                services.pushes.cancel(push_id, "timeout", "gave up after %gs (--timeout)"
+                                       % timeout)
+            except PushRejected:  # delivered meanwhile: the device decides, not us
+                return GAVE_UP, None, "gave up waiting after %gs (--timeout)" % timeout
             services.pushes.wait(push_id, 5)
             continue
         services.pushes.wait(push_id, 0.05)

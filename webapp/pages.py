@@ -166,7 +166,12 @@ def timeline(ids):
 
 @bp.post("/pushes/<int:push_id>/cancel")
 def cancel(push_id):
-    if extension.of().pushes.cancel(push_id):
+    try:
+        cancelled = extension.of().pushes.cancel(push_id)
+    except PushRejected as exc:
+        flash("Not cancelled: %s." % exc, "error")
+        return redirect(url_for(".timeline", ids=push_id))
+    if cancelled:
         flash("Cancelled push %d." % push_id, "ok")
     else:
         flash("Push %d had already ended." % push_id, "error")

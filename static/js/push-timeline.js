@@ -31,7 +31,8 @@
         p.detail ? ": " + p.detail : "");
     }
     f("retry").hidden = !failed;
-    f("cancel").hidden = states.final.includes(p.state);
+    // final, or past cancelling: the device confirms or rolls back by itself
+    f("cancel").hidden = states.final.includes(p.state) || states.device_decides.includes(p.state);
   }
 
   poll(root.dataset.pollUrl, (data) => data.pushes.forEach(render));

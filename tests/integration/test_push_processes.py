@@ -164,3 +164,72 @@ def test_the_server_finishes_a_push_whose_cli_process_was_killed(server, devices
     resumed = [e for e in row["events"] if e["kind"] == "note" and e["state"] == "resumed"]
     assert [e["detail"] for e in resumed] == ["the process that ran it ended"]
     assert (dev.flash_dir / "orphan.txt").read_bytes() == b"left behind\n"
+
+
+def test_a_cli_that_stops_waiting_leaves_the_outcome_to_the_device_and_the_server(
+        server, devices, unique, mosquitto, tmp_path):
+    """Found by trying: --timeout shorter than the probation used to record `failed` for an
+    update the device then confirmed, and a push without --wait `unconfirmed` for one it
+    rolled back. The device decides; the server, adopting the push, records what it says."""
+    name = unique("left")
+    dev = devices(name, settings={"confirm_after": 3})
+    registered(server, name, lambda d: d.online and "bundle" in d.features)
+    env = cli_env(mosquitto, tmp_path)
+    good = tmp_path / "good.py"
+    good.write_text("GOOD = 1\n")
+
+    gave_up = subprocess.run([FLASK, "--app", "wsgi", "ota", "push", str(good), "--device", name,
+                              "--wait", "--timeout", "1.5"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+
+    assert gave_up.returncode == 3, gave_up.stdout + gave_up.stderr
+    assert gave_up.stderr.startswith("delivered, unconfirmed: gave up waiting after 1.5s")
+    first = int(re.search(r"^push (\d+):", gave_up.stdout, re.M).group(1))
+    row = finished(server, first, timeout=60)
+    assert (row["state"], row["reason"]) == ("done", None), row
+    assert "left" in [e["state"] for e in row["events"] if e["kind"] == "note"]
+
+    # a bad plugin without --wait: the device rolls it back, and that is what is recorded
+    bad = tmp_path / "lamp.py"
+    bad.write_text("raise ValueError('bad lamp')\n")
+    sent = subprocess.run([FLASK, "--app", "wsgi", "ota", "push", str(bad), "--device", name],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    second = int(re.search(r"^push (\d+):", sent.stdout, re.M).group(1))
+    row = finished(server, second, timeout=60)
+    assert (row["state"], row["reason"]) == ("failed", "rolled back"), row
+    assert "bad lamp" in row["detail"]
+    assert (dev.flash_dir / "lamp.py").read_bytes() != bad.read_bytes()
+
+
+def test_a_push_past_cancelling_is_not_cancelled_and_ends_as_the_device_says(
+        server, devices, unique):
+    name = unique("late")
+    devices(name, settings={"confirm_after": 3})
+    registered(server, name, lambda d: d.online and "bundle" in d.features)
+    token = api_token(server)
+    client = server.test_client()
+    sha256 = upload(client, token, b"LATE = 1\n", "late.py")
+    push_id = client.post("/api/pushes", json={"files": [sha256], "devices": [name]},
+                          headers={"Authorization": "Bearer " + token}).json["pushes"][0]
+    wait_until(lambda: push_row(server, push_id)["state"] == "online", 30,
+               what="the device back on probation")
+
+    r = client.post("/api/pushes/%d/cancel" % push_id,
+                    headers={"Authorization": "Bearer " + token})
+
+    assert (r.status_code, r.json["error"]) == (409, "too_late"), r.json
+    assert "confirms or rolls it back by itself" in r.json["message"]
+    assert finished(server, push_id)["state"] == "done"
+    missing = client.post("/api/pushes/999999/cancel", headers={"Authorization": "Bearer " + token})
+    assert missing.status_code == 404
+
+
+def test_a_timeout_that_is_not_a_duration_is_a_usage_error(mosquitto, tmp_path):
+    src = tmp_path / "x.py"
+    src.write_text("X = 1\n")
+    for bad in ("-5", "0", "soon"):
+        r = subprocess.run([FLASK, "--app", "wsgi", "ota", "push", str(src), "--device", "lamp",
+                            "--timeout", bad], cwd=ROOT, env=cli_env(mosquitto, tmp_path),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "--timeout" in r.stderr, (bad, r.stderr)

@@ -341,3 +341,19 @@ def test_a_push_to_several_devices_is_refused_for_all_when_one_cannot_take_it(se
             svc.create_many(get_db(), [name, "ghost-lamp"], [], None, False, ["notes.txt"])
         assert get_db().execute("SELECT COUNT(*) FROM pushes").fetchone()[0] == before
     assert (dev.flash_dir / "notes.txt").exists() and dev.boots == 2
+
+
+def test_a_refusal_the_device_sends_as_it_breaks_off_is_its_reason_and_not_retried(
+        server, device):
+    """The device closes the transfer and then says why: the push ends with the device's
+    reason at its first attempt, not as a `transfer broken` tried again (found by trying)."""
+    name, dev = device
+    (dev.flash_dir / "pkg").mkdir()  # behind the server's back: no heartbeat lists it
+    (dev.flash_dir / "pkg" / "x.py").write_bytes(b"X = 1\n")
+
+    row = finished(server, push(server, name, [("pkg", b"P = 1\n")]))
+
+    assert (row["state"], row["reason"], row["detail"]) == (
+        "failed", "rejected", "pkg is a folder on the device"), row
+    assert row["attempt"] == 1
+    assert "retrying" not in [e["state"] for e in row["events"]]

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 TRANSIENT = ("no connection", "transfer broken")  # reasons tried again (OTA_RETRIES)
 _PROGRESS_EVERY = 0.25  # seconds between progress writes to the database
 _LEASE_POLL = 0.5       # seconds between tries for a device another process holds
+_EXPLAIN = 2.0          # seconds a broken transfer waits for the device's status saying why
 
 
 class PushFailed(Exception):
@@ -42,20 +43,26 @@ class _Deadline(Exception):
     """next_event(): the deadline passed with no event."""
 
 
+class _Abandoned(Exception):
+    """next_event(): this process stops following the push (PushRun.abandon)."""
+
+
 class PushRun:
     """One push from its turn to its end. `service` lends it the config, bus, registry,
     file store and this process's owner id; nothing else reaches into the run but post(),
-    cancel() and detach()."""
+    cancel() and abandon()."""
 
     def __init__(self, service, push_id, device, items, force, reconcile=None, token=None):
         self.service, self.config = service, service.config
         self.id, self.device, self.items, self.force = push_id, device, items, force
-        # cut off mid-way, and by what ("the server restarted"): only ask the device what it has
+        # cut off mid-way: (what cut it off, the reason if the device kept its old files), as
+        # ("the server restarted", "server stopped"); only ask the device what it has
         self.reconcile = reconcile
         self.token = token          # the attempt's one-time token; statuses carry it
         self.finished = threading.Event()
         self.cancelled = None       # (reason, detail) once cancelled
         self.unrecorded = False     # its end could not be written: the service finishes it
+        self.delivered = bool(reconcile)  # the device has every byte: it decides the outcome
         self._events = queue.Queue()
         self._session = None
         self._db = None
@@ -79,9 +86,11 @@ class PushRun:
         if self._session is not None:
             self._session.cancel(reason, detail)
 
-    def detach(self):
-        """Stop waiting for the device's confirmation: the push ends unconfirmed."""
-        self._events.put(("detach", None))
+    def abandon(self):
+        """Stop following a delivered push without ending it: its row stays as it is, for
+        the process that adopts it (a running server: PushService.resume) to finish with what
+        the device reports."""
+        self._events.put(("abandon", None))
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -95,6 +104,9 @@ class PushRun:
                 self._reconcile()
             else:
                 self._attempts()
+        except _Abandoned:
+            store.note(db, self.id, Note.LEFT, "its process stopped following it; a running "
+                       "server finishes it with what the device reports")
         except (PushFailed, TransferError) as exc:
             self.fail(exc.reason, exc.detail)
         except BusError as exc:
@@ -120,9 +132,9 @@ class PushRun:
                     log.warning("push %d: recording its failure failed; trying again", self.id)
 
     def next_event(self, deadline):
-        """(kind, msg) of the next event before `deadline` (time.monotonic()): "device",
-        "heartbeat" or "detach". A cancel raises PushFailed; the deadline raises _Deadline.
-        A device status about another push (its token) is skipped."""
+        """(kind, msg) of the next event before `deadline` (time.monotonic()): "device" or
+        "heartbeat". A cancel raises PushFailed, an abandon _Abandoned, the deadline
+        _Deadline. A device status about another push (its token) is skipped."""
         while True:
             try:
                 kind, msg = self._events.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -130,6 +142,8 @@ class PushRun:
                 raise _Deadline() from None
             if kind == "cancel":
                 raise PushFailed(*self.cancelled)
+            if kind == "abandon":
+                raise _Abandoned()
             if kind == "device" and self.token and msg["token"] != self.token:
                 continue
             return kind, msg
@@ -231,10 +245,13 @@ class PushRun:
             try:
                 self._trigger(device, form, session.port, head)
                 session.serve()
+            except TransferError as exc:
+                raise self._explained(exc) from None
             finally:
                 self._session = None
                 self._flush()
         store.progress(self._db, self.id, session.payload)
+        self.delivered = device is not None  # before the row says so: see service.stop()
         store.step(self._db, self.id, State.SENT, "%d bytes" % session.payload)
         if device is None:
             # Never heard from: the seed's firmware sends no heartbeat and no status.
@@ -242,6 +259,29 @@ class PushRun:
                          "the device sends no confirmation")
             return
         self._confirm(device.boot, probation=bundle)
+
+    def _explained(self, exc):
+        """A transfer the device broke off may be a refusal (a name it cannot place, a
+        protected file): its ota/status says so, often a moment after the socket closed. That
+        reason (PushFailed, not tried again) when it comes within _EXPLAIN seconds, else exc
+        as it was."""
+        if exc.reason != "transfer broken" or not self.token:
+            return exc
+        return self._failure_said(_EXPLAIN) or exc
+
+    def _failure_said(self, within):
+        """The PushFailed of a failed or rolled_back status the device sends within `within`
+        seconds, or None."""
+        end = time.monotonic() + within
+        try:
+            while True:
+                kind, msg = self.next_event(end)
+                if kind == "device" and msg["state"] == "failed":
+                    return PushFailed(msg["reason"] or "failed", msg["detail"])
+                if kind == "device" and msg["state"] == "rolled_back":
+                    return PushFailed("rolled back", msg["reason"] or msg["detail"])
+        except _Deadline:
+            return None
 
     def _ready_device(self):
         """The device's record once it is online and off probation (None: never heard from);
@@ -304,10 +344,6 @@ class PushRun:
             except _Deadline:
                 raise PushFailed("timeout", "no confirmation within %gs after %s"
                                  % (limit, seen[-1] if seen else "sent")) from None
-            if kind == "detach":
-                store.finish(self._db, self.id, State.UNCONFIRMED, None,
-                             "nobody waited for the confirmation")
-                return
             if kind == "device":
                 if self._verdict(msg, "confirmed after its probation%s" % (
                         ", boot %s" % new_boot if new_boot is not None else "")):
@@ -356,13 +392,13 @@ class PushRun:
         within OTA_CONFIRM_TIMEOUT (or still on probation): failed, saying so."""
         limit = self.config["OTA_CONFIRM_TIMEOUT"]
         end = time.monotonic() + limit
-        why = self.reconcile
+        why, reason = self.reconcile
         while True:
             try:
                 kind, msg = self.next_event(end)
             except _Deadline:
-                raise PushFailed("server stopped", "%s during the push, and the device said "
-                                 "nothing conclusive within %gs" % (why, limit)) from None
+                raise PushFailed(reason, "%s during the push, and the device said nothing "
+                                 "conclusive within %gs" % (why, limit)) from None
             if kind == "device":
                 if self._verdict(msg, "confirmed after its probation, seen after %s" % why):
                     return
@@ -374,9 +410,10 @@ class PushRun:
                 store.finish(self._db, self.id, State.DONE, None, "the device reports the new "
                              "files (boot %s), seen after %s" % (msg.boot, why))
                 return
-            if wrong:
-                raise PushFailed("server stopped", "%s during the push; the device has the old "
-                                 "%s" % (why, ", ".join(wrong)))
+            if wrong:  # its report of a rollback, with the reason, may follow the heartbeat
+                raise self._failure_said(_EXPLAIN) or PushFailed(
+                    reason, "%s during the push; the device has the old %s"
+                    % (why, ", ".join(wrong)))
 
     # -- recording a transfer ---------------------------------------------------------------
 

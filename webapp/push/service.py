@@ -19,14 +19,18 @@ from ..manifest import BadPayload, Item, check_fit, check_items, check_targets
 from ..names import check_device_name, check_target
 from . import store
 from .run import PushFailed, PushRun
-from .states import FINAL, Note, State
+from .states import DEVICE_DECIDES, FINAL, Note, State
 from .trigger import parse_device_status
 
 log = logging.getLogger(__name__)
 
 
 class PushRejected(Exception):
-    """The push cannot be made: the message says why, ready for the user."""
+    """The push cannot be made (or cancelled): the message says why, ready for the user."""
+
+
+_TOO_LATE = ("push %d is past cancelling: the device has the whole update and confirms or "
+             "rolls it back by itself")
 
 
 class NotRunning(Exception):
@@ -42,7 +46,7 @@ def process_id():
 class PushService:
     """Made with the app, so that a push is checked the same way everywhere; it runs pushes
     once started (start(bus), by services.Services). Public: create, create_many, retry,
-    resume, wait, cancel, detach, stop, and the two message hooks for the bus. Runs use
+    resume, wait, cancel, stop, and the two message hooks for the bus. Runs use
     config, bus, registry, store and owner_gone()."""
 
     def __init__(self, app, registry, store_):
@@ -144,19 +148,21 @@ class PushService:
         return self.create(db, row["device"], [i.file for i in files],
                            files[0].target if renamed else None, row["force"], deletes)
 
-    def resume(self, db, why="the server restarted"):
+    def resume(self, db, why="the server restarted", reason="server stopped"):
         """Adopt the pushes whose process is gone (an earlier server at start; a CLI run
         killed mid-way, while the server runs: see _keep_leases). Queued or waiting ones go
         on; one cut off mid-way is reconciled with what its device reports
         (PushRun._reconcile). A push whose process still lives is left to it. Returns the
-        ids adopted; a push that cannot be adopted ends failed, and never stops the others."""
+        ids adopted; a push that cannot be adopted ends failed, and never stops the others.
+        `why` and `reason` say, in its timeline, what cut a push off and how it failed if the
+        device kept its old files."""
         adopted = []
         for row in store.unfinished(db):
             if row["id"] in self._runs or not self.owner_gone(row["owner"]):
                 continue
             try:
                 if store.adopt(db, row["id"], self.owner, row["owner"]):
-                    self._adopt(db, row, why)
+                    self._adopt(db, row, why, reason)
                     adopted.append(row["id"])
             except Exception as exc:  # noqa: BLE001 (one bad row must not stop the start)
                 log.exception("push %d could not be resumed", row["id"])
@@ -167,7 +173,7 @@ class PushService:
             self._start_keeper()  # from now on, it adopts those of processes that end
         return adopted
 
-    def _adopt(self, db, row, why):
+    def _adopt(self, db, row, why, reason):
         items = self._items(db, row["id"])
         if items is None:
             store.finish(db, row["id"], State.FAILED, "server stopped",
@@ -180,7 +186,7 @@ class PushService:
         else:
             store.note(db, row["id"], Note.RESUMED, why)
         self._start(PushRun(self, row["id"], row["device"], items, bool(row["force"]),
-                            reconcile=why if cut_off else None,
+                            reconcile=(why, reason) if cut_off else None,
                             token=row["token"] if cut_off else None))
 
     def _items(self, db, push_id):
@@ -210,6 +216,8 @@ class PushService:
         if self.bus is None:
             raise NotRunning("the push service is not running in this process")
         run = self._runs.get(push_id)
+        if run is not None and run.delivered:
+            raise PushRejected(_TOO_LATE % push_id)
         if run is not None:
             run.cancel(reason, detail)
             with self._lock:
@@ -219,18 +227,14 @@ class PushService:
         row = store.head(db, push_id)
         if row is None or row["state"] in FINAL:
             return False
+        if row["state"] in DEVICE_DECIDES:
+            raise PushRejected(_TOO_LATE % push_id)
         if push_id in self._unrecorded or self.owner_gone(row["owner"]) or \
                 row["owner"] == self.owner:
             store.finish(db, push_id, State.FAILED, reason, detail)
             self._unrecorded.discard(push_id)
             return True
         return store.request_cancel(db, push_id, detail)
-
-    def detach(self, push_id):
-        """Stop waiting for a sent push's confirmation: it ends `unconfirmed`."""
-        run = self._runs.get(push_id)
-        if run is not None:
-            run.detach()
 
     def start(self, bus, adopt=False):
         """Run pushes from now on, talking to devices over `bus` (bus.Bus). `adopt` (the
@@ -241,9 +245,14 @@ class PushService:
         return self
 
     def stop(self):
+        """Stop every run of this process: a delivered push is left as it is (the device
+        decides; the next server reconciles it), any other ends `server stopped`."""
         self._stopping.set()
-        for push_id in list(self._runs):
-            self.cancel(push_id, "server stopped", "the server shut down during the push")
+        for push_id, run in list(self._runs.items()):
+            if run.delivered:
+                run.abandon()
+            else:
+                self.cancel(push_id, "server stopped", "the server shut down during the push")
         for thread in self._threads:
             thread.join(5)
 
@@ -356,13 +365,14 @@ class PushService:
                         store.renew_leases(db, self.owner, list(self._runs))
                     if self._adopt_orphans:
                         with self.app.app_context():
-                            self.resume(db, why="the process that ran it ended")
+                            self.resume(db, why="the process that ran it ended",
+                                        reason="not applied")
                     renewed = time.monotonic()
                 if not self._runs:
                     continue
                 for push_id, detail in store.cancel_requests(db, self.owner):
                     run = self._runs.get(push_id)
-                    if run is not None and not run.cancelled:
+                    if run is not None and not run.cancelled and not run.delivered:
                         self.cancel(push_id, "cancelled", detail)
             except Exception:  # noqa: BLE001 (a busy or full database: the next round tries)
                 log.warning("could not renew the device leases", exc_info=True)

@@ -39,6 +39,9 @@ class State(str, enum.Enum):
 FINAL = frozenset({State.DONE, State.FAILED, State.UNCONFIRMED})
 # The device has every byte: a CLI run without --wait stops following here.
 DELIVERED = frozenset({State.SENT, State.VERIFIED, State.REBOOTING})
+# Past the point of no return: the device confirms or rolls back by itself, so the push is not
+# cancelled; a process that stops following it leaves it to the next one (Note.LEFT).
+DEVICE_DECIDES = DELIVERED | {State.ONLINE}
 
 
 class Note(str, enum.Enum):
@@ -48,6 +51,7 @@ class Note(str, enum.Enum):
     RECONCILING = "reconciling"    # cut off by a restart: asking the device what it has
     RETRYING = "retrying"          # a transient failure, tried again after a pause
     HELD = "held"                  # another process pushes to the device, or it is on probation
+    LEFT = "left"                  # its process stopped following it: the server finishes it
 
     __hash__ = str.__hash__  # "done" in FINAL: a row's plain string finds its member
 
@@ -68,4 +72,5 @@ def for_scripts():
     """{"states": [...], "final": [...], "failed": "failed", "notes": [...]}: what the page
     scripts know of pushes."""
     return {"states": [s.value for s in State], "final": list(final_values()),
-            "failed": State.FAILED.value, "notes": [n.value for n in Note]}
+            "failed": State.FAILED.value, "notes": [n.value for n in Note],
+            "device_decides": sorted(s.value for s in DEVICE_DECIDES)}
