@@ -14,7 +14,8 @@ from pathlib import Path
 
 from dcc_sim.launcher import FIRMWARE_DIR, SimDevice
 from tests.support.mosquitto import Mosquitto, free_port
-from webapp.board_tools import board_files, board_image
+from webapp import board_tools
+from webapp.board_tools import board_files
 
 SEED_DIR = Path(__file__).resolve().parent / "seed_designs"
 BLOB = "blob.txt"  # the pushed file's name on the device: a data file, never executed
@@ -51,7 +52,7 @@ def board_image():
     if "mpy" not in _images:
         out = Path(tempfile.mkdtemp(prefix="dcc-bench-mpy-"))
         atexit.register(shutil.rmtree, out, True)
-        board_image(board_files(FIRMWARE_DIR), out)
+        board_tools.board_image(board_files(FIRMWARE_DIR), out)
         _images["mpy"] = out
     return _images["mpy"]
 
@@ -125,7 +126,7 @@ class Sender:
             self.error = e
 
     def trigger(self, name):
-        from webapp.pushes import build_trigger
+        from webapp.push.trigger import build_trigger
 
         return build_trigger("127.0.0.1", self.session.port, name, self.sha1, self.size,
                              self.token)
