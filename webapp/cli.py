@@ -79,10 +79,12 @@ def _update_options(force_help):
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--as", "target", help="The file's name on the device (one file only; default: "
                                      "its own name).")
+@click.option("--mpy", is_flag=True, help="Send each .py (but boot.py, main.py) as NAME.mpy, "
+                                          "precompiled with mpy-cross for the device's format.")
 @_update_options("Allow replacing the safe-boot code (boot.py, safeboot.py, probation.py, "
                  "journal.py): I know.")
 @with_appcontext
-def push_command(files, device, target, force, wait, timeout, verbose):
+def push_command(files, device, target, mpy, force, wait, timeout, verbose):
     """Push FILES to a device; several files go as one update (all or none).
 
     Exit codes: 0 sent (confirmed, with --wait), 1 the push failed, 2 a setup or usage error,
@@ -104,7 +106,7 @@ def push_command(files, device, target, force, wait, timeout, verbose):
             f.close()
     services = _connect(app)
     try:
-        push_id = services.pushes.create(db, device, stored, target, force)
+        push_id = services.pushes.create(db, device, stored, target, force, mpy=mpy)
     except PushRejected as exc:
         stop_services(app)
         _die(EXIT_SETUP, "cannot push: %s" % exc)
@@ -112,6 +114,12 @@ def push_command(files, device, target, force, wait, timeout, verbose):
         "%s (%d bytes, sha1 %s)%s" % (os.path.basename(p), s.size, s.sha1[:12],
                                       " as %s" % target if target else "")
         for p, s in zip(files, stored)), device))
+    for s in stored if mpy else ():
+        compiled = services.pushes.compiled_size(s)
+        name = target or s.name
+        if name.endswith(".py") and name not in board_tools.SOURCE_ONLY and compiled:
+            click.echo("  %s precompiled as %s.mpy: %d bytes, %d saved" % (
+                name, name[:-3], compiled, s.size - compiled))
     _outcome(app, db, services, push_id, wait, timeout)
 
 

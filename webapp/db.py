@@ -126,9 +126,18 @@ def _owners_and_notes(conn):
         _swap(conn, "push_events")
 
 
+def _device_mpy(conn):
+    """4: what MicroPython a device runs and the .mpy format it loads (devices.micropython,
+    devices.mpy)."""
+    for column, kind in (("micropython", "TEXT"), ("mpy", "INTEGER")):
+        if column not in _columns(conn, "devices"):
+            conn.execute("ALTER TABLE devices ADD COLUMN %s %s" % (column, kind))
+
+
 # (number, function): applied in order to a database whose user_version is below the number.
 # Add one at the end for every change of schema.sql that an existing database must get.
-MIGRATIONS = [(1, _nullable_files), (2, _session_epoch), (3, _owners_and_notes)]
+MIGRATIONS = [(1, _nullable_files), (2, _session_epoch), (3, _owners_and_notes),
+              (4, _device_mpy)]
 LATEST = MIGRATIONS[-1][0]
 
 

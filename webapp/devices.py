@@ -4,6 +4,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from .board_tools import MpyFormat
 from .payloads import load_object
 from .schemas import HeartbeatDoc, parse
 
@@ -26,6 +27,8 @@ class Heartbeat:
     plugins: dict = field(default_factory=dict)
     reason: str = None
     probation: bool = False
+    micropython: str = None  # its MicroPython release, e.g. "1.24.1"
+    mpy: int = None  # sys.implementation._mpy: the .mpy format it loads
 
 
 def _short_str(doc, key, limit=64):
@@ -50,7 +53,17 @@ def parse_heartbeat(payload):
         online=True, fw=hb.fw, uptime=_whole(hb.uptime), boot=_whole(hb.boot),
         mem_free=_whole(hb.mem_free), interval=_whole(hb.interval) or DEFAULT_INTERVAL,
         features=tuple(hb.features), files=hb.files, plugins=hb.plugins,
-        probation=hb.probation)
+        probation=hb.probation, micropython=_release(hb.micropython),
+        mpy=hb.mpy or None)  # 0: a port that loads no .mpy
+
+
+def _release(version):
+    # (1, 24, 1, '') -> "1.24.1"; (1, 29, 0, 'preview') -> "1.29.0-preview"
+    if not version:
+        return None
+    numbers = ".".join(str(v) for v in version if isinstance(v, int))
+    extra = [v for v in version if isinstance(v, str) and v]
+    return "-".join([numbers] + extra)
 
 
 def _whole(value):
@@ -73,6 +86,22 @@ class Device:
     plugins: dict
     note: str
     probation: bool = False  # running an update on probation: it refuses another
+    micropython: str = None  # as the heartbeat said (Heartbeat)
+    mpy: int = None
+
+    @property
+    def mpy_format(self):
+        """The .mpy format it loads (board_tools.MpyFormat), None if it never said."""
+        return None if self.mpy is None else MpyFormat.of_device(self.mpy)
+
+    @property
+    def runs(self):
+        """What the devices page shows: "1.24.1, .mpy v6.3 (xtensa)"; None if it never said."""
+        fmt = self.mpy_format
+        parts = [self.micropython] if self.micropython else []
+        if fmt is not None:
+            parts.append(".mpy %s%s" % (fmt, " (%s)" % fmt.arch if fmt.arch else ""))
+        return ", ".join(parts) or None
 
     @property
     def extended(self):
@@ -88,6 +117,10 @@ class Device:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["features"] = list(self.features)
         d["secure"] = self.secure
+        fmt = self.mpy_format
+        d["mpy_format"] = None if fmt is None else str(fmt)
+        d["mpy_arch"] = None if fmt is None else fmt.arch
+        d["runs"] = self.runs
         return d
 
 
@@ -102,6 +135,7 @@ def _device(row, misses, now):
         mem_free=row["mem_free"], fw=row["fw"], interval=interval,
         features=tuple(json.loads(row["features"])), files=json.loads(row["files"]),
         plugins=json.loads(row["plugins"]), probation=bool(row["probation"]),
+        micropython=row["micropython"], mpy=row["mpy"],
         note=row["note"] if fresh or not row["online"] else "missed %d heartbeats" % misses)
 
 
@@ -121,16 +155,18 @@ class Registry:
             return
         db.execute(
             "INSERT INTO devices (name, online, first_seen, last_seen, uptime, boot, mem_free, fw,"
-            " interval, features, files, plugins, probation, note, updated_at)"
-            " VALUES (?,1,?,?,?,?,?,?,?,?,?,?,?,NULL,?)"
+            " interval, features, files, plugins, probation, micropython, mpy, note, updated_at)"
+            " VALUES (?,1,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)"
             " ON CONFLICT (name) DO UPDATE SET online = 1, last_seen = excluded.last_seen,"
             " uptime = excluded.uptime, boot = excluded.boot, mem_free = excluded.mem_free,"
             " fw = excluded.fw, interval = excluded.interval, features = excluded.features,"
             " files = excluded.files, plugins = excluded.plugins, probation = excluded.probation,"
+            " micropython = excluded.micropython, mpy = excluded.mpy,"
             " note = NULL,"
             " updated_at = excluded.updated_at",
             (name, now, now, hb.uptime, hb.boot, hb.mem_free, hb.fw, hb.interval,
-             json.dumps(list(hb.features)), json.dumps(hb.files), json.dumps(hb.plugins), int(hb.probation), now))
+             json.dumps(list(hb.features)), json.dumps(hb.files), json.dumps(hb.plugins),
+             int(hb.probation), hb.micropython, hb.mpy, now))
 
     def record_plugin_state(self, db, name, plugin, state):
         row = db.execute("SELECT plugins FROM devices WHERE name = ?", (name,)).fetchone()

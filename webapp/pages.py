@@ -4,7 +4,7 @@ import json
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    url_for)
 
-from . import extension, keys
+from . import board_tools, extension, keys
 from .auth import holds_secret
 from .db import get_db
 from .filestore import FileTooLarge, NoSpace
@@ -126,11 +126,20 @@ def delete_file(sha256):
 @bp.get("/push")
 def push_form():
     db = get_db()
-    return render_template("pages/push.html", files=extension.of().store.all(db),
+    files = extension.of().store.all(db)
+    try:  # what a precompiled push would make, and each .py file's size as .mpy
+        made, release = board_tools.mpy_cross_makes()
+        sizes = {f.sha256: extension.of().pushes.compiled_size(f) for f in files
+                 if f.name.endswith(".py")}
+    except board_tools.MpyCrossMissing:
+        made = release = None
+        sizes = {}
+    return render_template("pages/push.html", files=files,
                            devices=extension.of().registry.all(db),
                            chosen_files=request.args.getlist("file"),
                            chosen_devices=request.args.getlist("device"),
-                           protected=PROTECTED)
+                           protected=PROTECTED, mpy_made=made, mpy_release=release,
+                           mpy_sizes=sizes)
 
 
 @bp.post("/push")
@@ -144,7 +153,8 @@ def push():
     try:
         ids = extension.of().pushes.create_many(db, list(dict.fromkeys(devices)), files,
                                              request.form.get("target", "").strip() or None,
-                                             request.form.get("force") == "yes")
+                                             request.form.get("force") == "yes",
+                                             mpy=request.form.get("mpy") == "yes")
     except PushRejected as exc:
         flash("Not pushed: %s" % exc, "error")
         return redirect(again)

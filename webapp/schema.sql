@@ -26,6 +26,10 @@ CREATE TABLE IF NOT EXISTS devices (
     note        TEXT,
     -- 1 while it runs an update on probation (it refuses a new one until its verdict)
     probation   INTEGER NOT NULL DEFAULT 0,
+    -- Its MicroPython release ("1.24.1") and sys.implementation._mpy (the .mpy format it
+    -- loads), as its last heartbeat said; NULL from firmware that does not say.
+    micropython TEXT,
+    mpy         INTEGER,
     -- When anything above last changed: the cursor of the live device list.
     updated_at  REAL NOT NULL
 );

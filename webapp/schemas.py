@@ -64,6 +64,7 @@ class NewPush(_Body):
     device: Optional[Name] = None
     delete: List[Name] = Field(default_factory=list, max_length=64)
     force: StrictBool = False
+    mpy: StrictBool = False  # each .py as NAME.mpy, precompiled for the device
 
     @model_validator(mode="after")
     def _one_way_each(self):
@@ -158,6 +159,9 @@ class HeartbeatDoc(_FromDevice):
     files: Annotated[Dict[_text(64), Sha1], Field(max_length=256)] = {}
     plugins: Dict[PluginName, Dict[str, Any]] = {}
     probation: StrictBool = False  # an update runs on probation: not confirmed yet
+    # sys.implementation.version and ._mpy (the .mpy format it loads)
+    micropython: Optional[Annotated[List[Union[StrictInt, Short]], Field(max_length=4)]] = None
+    mpy: Optional[Annotated[StrictInt, Field(ge=0, le=0xFFFF)]] = Field(None, alias="_mpy")
 
 
 DEVICE_STATES = ("connecting", "connected", "verified", "rebooting", "failed", "confirmed",

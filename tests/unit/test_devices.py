@@ -67,3 +67,29 @@ def test_plugin_state_updates_the_device(db):
     assert reg.get(db, "lamp1", now=2.0).plugins == {"lamp": {"led": True, "relay": True}}
     reg.record_plugin_state(db, "ghost", "lamp", {"led": True})
     assert reg.get(db, "ghost") is None
+
+
+def test_a_heartbeat_says_which_micropython_runs_and_the_mpy_format_it_loads(tmp_path):
+    from webapp.db import connect, init_db
+
+    hb = parse_heartbeat(beat(micropython=[1, 24, 1, ""], _mpy=6 | 3 << 8 | 10 << 10))
+    assert (hb.micropython, hb.mpy) == ("1.24.1", 6 | 3 << 8 | 10 << 10)
+    assert parse_heartbeat(beat(micropython=[1, 29, 0, "preview"])).micropython == \
+        "1.29.0-preview"
+    path = str(tmp_path / "db.sqlite")
+    init_db(path)
+    db = connect(path)
+    Registry().record(db, "esp32", hb)
+    d = Registry().get(db, "esp32")
+    assert d.runs == "1.24.1, .mpy v6.3 (xtensawin)"
+    assert (d.to_dict()["mpy_format"], d.to_dict()["mpy_arch"]) == ("v6.3", "xtensawin")
+    Registry().record(db, "old", parse_heartbeat(beat()))  # firmware that does not say
+    assert Registry().get(db, "old").runs is None
+
+
+@pytest.mark.parametrize("payload", [beat(_mpy="6"), beat(_mpy=-1), beat(_mpy=1 << 20),
+                                     beat(micropython="1.24"), beat(micropython=[1.5]),
+                                     beat(micropython=[1, 2, 3, 4, 5])])
+def test_a_bad_micropython_or_mpy_field_is_refused(payload):
+    with pytest.raises(ValueError, match="micropython|_mpy"):
+        parse_heartbeat(payload)
