@@ -134,10 +134,16 @@ def _device_mpy(conn):
             conn.execute("ALTER TABLE devices ADD COLUMN %s %s" % (column, kind))
 
 
+def _last_ota_status(conn):
+    """5: the last OTA status each device sent (devices.ota_status)."""
+    if "ota_status" not in _columns(conn, "devices"):
+        conn.execute("ALTER TABLE devices ADD COLUMN ota_status TEXT")
+
+
 # (number, function): applied in order to a database whose user_version is below the number.
 # Add one at the end for every change of schema.sql that an existing database must get.
 MIGRATIONS = [(1, _nullable_files), (2, _session_epoch), (3, _owners_and_notes),
-              (4, _device_mpy)]
+              (4, _device_mpy), (5, _last_ota_status)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -177,6 +177,15 @@ class Registry:
         db.execute("UPDATE devices SET plugins = ?, updated_at = ? WHERE name = ?",
                    (json.dumps(plugins), time.time(), name))
 
+    def record_ota_status(self, db, name, status):
+        """Keep the last ID/ota/status of a device heard from (a dict: push/trigger.py)."""
+        db.execute("UPDATE devices SET ota_status = ? WHERE name = ?", (json.dumps(status), name))
+
+    def last_ota_status(self, db, name):
+        """The last ID/ota/status the device sent (a dict), or None."""
+        row = db.execute("SELECT ota_status FROM devices WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
     def get(self, db, name, now=None):
         row = db.execute("SELECT * FROM devices WHERE name = ?", (name,)).fetchone()
         return _device(row, self.misses, time.time() if now is None else now) if row else None

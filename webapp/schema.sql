@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS devices (
     -- loads), as its last heartbeat said; NULL from firmware that does not say.
     micropython TEXT,
     mpy         INTEGER,
+    -- The last ID/ota/status it sent (JSON, as push/trigger.py parses it): the verdict on a
+    -- push whose process had stopped following it, for the process that adopts it.
+    ota_status  TEXT,
     -- When anything above last changed: the cursor of the live device list.
     updated_at  REAL NOT NULL
 );

@@ -11,6 +11,7 @@ from .db import get_db
 from .devices import parse_heartbeat
 from .names import is_device_name
 from .payloads import load_object
+from .push.trigger import parse_device_status
 
 MAX_PLUGIN_STATE = 2048
 
@@ -40,7 +41,7 @@ class Services:
         client_id = "%s-%d-%s" % (client_id[:40], os.getpid(), secrets.token_hex(3))
         self.bus = Bus(app, client_id, *broker_address(app.config))
         self.bus.on("status", self._on_status)
-        self.bus.on("ota_status", self.pushes.on_device_status)
+        self.bus.on("ota_status", self._on_ota_status)
         self.bus.on("plugin_state", self._on_plugin_state)
 
     def start(self):
@@ -63,26 +64,36 @@ class Services:
             self.broker.stop()
 
     def _on_status(self, device, payload):
-        if not is_device_name(device):
-            log.warning("ignoring a heartbeat from a device named %r: not a valid name", device[:80])
-            return
-        try:
-            heartbeat = parse_heartbeat(payload)
-        except ValueError as exc:
-            log.warning("ignoring a heartbeat from %s: %s", device, exc)
-            return
-        self.registry.record(get_db(), device, heartbeat)
-        self.pushes.on_heartbeat(device, heartbeat)
+        heartbeat = _parsed("a heartbeat", device, parse_heartbeat, payload)
+        if heartbeat is not None:
+            self.registry.record(get_db(), device, heartbeat)
+            self.pushes.on_heartbeat(device, heartbeat)
+
+    def _on_ota_status(self, device, payload):
+        status = _parsed("an OTA status", device, parse_device_status, payload)
+        if status is not None:
+            # kept for whoever adopts a push this process does not run (push/run.py)
+            self.registry.record_ota_status(get_db(), device, status)
+            self.pushes.on_device_status(device, status)
 
     def _on_plugin_state(self, device, plugin, payload):
-        if not (is_device_name(device) and is_device_name(plugin)):
-            return
-        try:
-            state = load_object(payload, MAX_PLUGIN_STATE, "plugin state")
-        except ValueError as exc:
-            log.warning("ignoring %s/%s/state: %s", device, plugin, exc)
-            return
-        self.registry.record_plugin_state(get_db(), device, plugin, state)
+        state = _parsed("%s/state" % plugin[:80], device, lambda p: load_object(
+            p, MAX_PLUGIN_STATE, "plugin state"), payload) if is_device_name(plugin) else None
+        if state is not None:
+            self.registry.record_plugin_state(get_db(), device, plugin, state)
+
+
+def _parsed(what, device, parse, payload):
+    """parse(payload) of a device's message, or None after one log line saying why not (a
+    name no device can have, a payload that does not parse)."""
+    if not is_device_name(device):
+        log.warning("ignoring %s from a device named %r: not a valid name", what, device[:80])
+        return None
+    try:
+        return parse(payload)
+    except ValueError as exc:
+        log.warning("ignoring %s from %s: %s", what, device, exc)
+        return None
 
 
 def start_services(app, role="server"):

@@ -393,6 +393,11 @@ class PushRun:
         limit = self.config["OTA_CONFIRM_TIMEOUT"]
         end = time.monotonic() + limit
         why, reason = self.reconcile
+        # its verdict may have come before anyone followed the push: the device's last status
+        said = self.service.registry.last_ota_status(self._db, self.device)
+        if said and self.token and said["token"] == self.token and self._verdict(
+                said, "confirmed after its probation, seen after %s" % why):
+            return
         while True:
             try:
                 kind, msg = self.next_event(end)

@@ -23,7 +23,6 @@ from ..names import check_device_name, check_target
 from . import store
 from .run import PushFailed, PushRun
 from .states import DEVICE_DECIDES, FINAL, Note, State
-from .trigger import parse_device_status
 
 log = logging.getLogger(__name__)
 
@@ -360,16 +359,12 @@ class PushService:
 
     # -- messages from devices (paho's thread, inside an app context) -----------------------
 
-    def on_device_status(self, device, payload):
+    def on_device_status(self, device, status):
+        """An ID/ota/status (a dict: trigger.parse_device_status) for the run that has the
+        device's turn here, if any."""
         run = self._active.get(device)
-        if run is None:
-            return  # a push this process does not run (another server or CLI does)
-        try:
-            status = parse_device_status(payload)
-        except ValueError as exc:
-            log.warning("push %d: ignoring a malformed status from %s: %s", run.id, device, exc)
-            return
-        run.post("device", status)
+        if run is not None:  # else a push this process does not run (another one does)
+            run.post("device", status)
 
     def on_heartbeat(self, device, heartbeat):
         run = self._active.get(device)
