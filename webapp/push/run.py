@@ -24,7 +24,9 @@ from .trigger import build_trigger
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = ("no connection", "transfer broken")  # reasons tried again (OTA_RETRIES)
+# reasons tried again (OTA_RETRIES): no port is free in OTA_TRANSFER_PORTS while as many
+# pushes run, the device did not connect back, or the transfer broke
+TRANSIENT = ("no port", "no connection", "transfer broken")
 _PROGRESS_EVERY = 0.25  # seconds between progress writes to the database
 _LEASE_POLL = 0.5       # seconds between tries for a device another process holds
 _EXPLAIN = 2.0          # seconds a broken transfer waits for the device's status saying why
