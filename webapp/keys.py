@@ -39,6 +39,13 @@ def get(db, name):
     return row["key"] if row else None
 
 
+def never_heard(db):
+    """Names of devices added (with a key) that have sent no heartbeat yet, sorted."""
+    return [r[0] for r in db.execute(
+        "SELECT name FROM device_keys WHERE name NOT IN (SELECT name FROM devices)"
+        " ORDER BY name")]
+
+
 def next_counter(db, name):
     """The next trigger counter for the device, already stored: never used twice, by any
     process sharing the database (the increment and its read are one write transaction)."""

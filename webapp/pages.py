@@ -22,7 +22,9 @@ OUTCOMES = LIST_FILTERS
 
 @bp.get("/")
 def devices():
-    return render_template("pages/devices.html", devices=extension.of().registry.all(get_db()),
+    db = get_db()
+    return render_template("pages/devices.html", devices=extension.of().registry.all(db),
+                           waiting=keys.never_heard(db),
                            guarded=sorted(set(PROTECTED) | runtime_files()))
 
 

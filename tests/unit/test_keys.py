@@ -114,3 +114,15 @@ def test_a_wifi_a_board_cannot_take_is_refused_and_no_key_is_made(app, client):
     r = client.post("/devices/add", data={"name": "porch", "wifi_ssid": "x" * 33})
     assert r.status_code == 400 and b"at most 32 bytes" in r.data
     assert client.get("/devices/porch/settings.json").status_code == 404
+
+
+def test_a_device_added_but_never_heard_from_is_listed_as_waiting(app, client):
+    client.post("/devices/add", data={"name": "porch"})
+    page = client.get("/").data.decode()
+    assert "Added, waiting for a first heartbeat" in page
+    assert "ota flash porch --port PORT" in page
+    with app.app_context():
+        from webapp.db import get_db
+        from webapp.devices import Heartbeat
+        app.extensions["dcc_ota"].registry.record(get_db(), "porch", Heartbeat(online=True))
+    assert "Added, waiting for a first heartbeat" not in client.get("/").data.decode()
