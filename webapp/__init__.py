@@ -23,7 +23,8 @@ def create_app(test_config=None):
                 instance_path=os.path.abspath(data_dir) if data_dir else None,
                 template_folder=str(assets.folder("templates")),
                 static_folder=str(assets.folder("static")))
-    os.makedirs(app.instance_path, exist_ok=True)
+    # the data folder holds the device keys and the session key: its owner's only
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     app.config.from_mapping(config.defaults(app.instance_path))
     app.config.from_pyfile("config.py", silent=True)
     app.config.update(config.from_environ(os.environ))

@@ -22,8 +22,10 @@ import sqlite3
 import tarfile
 import tempfile
 import time
+import zlib
+from importlib import resources
 
-from .db import connect, init_db
+from .db import LATEST, connect, init_db
 
 FORMAT = 1
 DATABASE = "dcc-ota.sqlite"
@@ -75,33 +77,90 @@ def write_backup(config, path):
 
 def restore_backup(config, path, force=False):
     """Put the archive at `path` back as the server configured by `config`: its database and
-    its files. Refuses (BackupError) an archive that is not one of ours, a member with any
-    other name, a file whose bytes do not match its name, and, without `force`, a database
-    that already holds devices, files or pushes. Returns the archive's manifest dict."""
-    try:
-        tar = tarfile.open(path, mode="r:gz")
-    except (OSError, tarfile.TarError) as exc:
-        raise BackupError("%s is not a DCC-OTA backup: %s" % (path, exc)) from None
+    its files. Nothing is written until all of it has been checked; refused (BackupError):
+    without `force`, a server that holds any data (devices, keys, users, files, pushes); an
+    archive that is not one of ours, or has a member with any other name, a file larger than
+    OTA_MAX_UPLOAD or whose bytes do not match its name, more than the disk has room for, or
+    a database that is not DCC-OTA's or is newer than this version reads. Returns the
+    archive's manifest dict."""
+    if not force and _has_data(config["OTA_DATABASE"]):
+        raise BackupError("%s already holds data (devices, keys, users, files or pushes): "
+                          "restore with --force to replace it all (stop the server first)"
+                          % config["OTA_DATABASE"])
     store = config["OTA_FILE_STORE"]
     os.makedirs(store, exist_ok=True)
-    # unpacked beside the store: its files then go in by rename, on the same disk
-    with tar, tempfile.TemporaryDirectory(dir=store, prefix=".restore-") as work:
-        manifest, files = _check(tar, work)
-        if not force and _has_data(config["OTA_DATABASE"]):
-            raise BackupError("%s already holds devices, files or pushes: restore with --force "
-                              "to replace them (stop the server first)" % config["OTA_DATABASE"])
-        _online_copy(os.path.join(work, DATABASE), config["OTA_DATABASE"])
-        init_db(config["OTA_DATABASE"])  # an older backup: brought to this schema
-        for digest in files:
-            os.replace(os.path.join(work, digest), os.path.join(store, digest))
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            members = tar.getmembers()  # reads the whole archive once: a truncated one fails
+            _check_sizes(members, config["OTA_MAX_UPLOAD"], store)
+            # unpacked beside the store: its files then go in by rename, on the same disk
+            with tempfile.TemporaryDirectory(dir=store, prefix=".restore-") as work:
+                manifest, files = _check(tar, members, work)
+                copy = os.path.join(work, DATABASE)
+                _check_database(copy)
+                _online_copy(copy, config["OTA_DATABASE"])
+                for digest in files:
+                    os.replace(os.path.join(work, digest), os.path.join(store, digest))
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
+        raise BackupError("%s cannot be read as a DCC-OTA backup: %s" % (path, exc)) from None
+    except sqlite3.Error as exc:
+        raise BackupError("the archive's database cannot be used: %s" % exc) from None
     return manifest
 
 
-def _check(tar, work):
+def _check_sizes(members, max_file, store):
+    """BackupError for a file over max_file bytes (OTA_MAX_UPLOAD: no upload is larger), or
+    more bytes in all than the store's disk has free (kept 64 MB spare)."""
+    for member in members:
+        if member.name.startswith("files/") and member.size > max_file:
+            raise BackupError("%s is %d bytes, more than any upload (OTA_MAX_UPLOAD, %d)"
+                              % (member.name, member.size, max_file))
+    st = os.statvfs(store)
+    need, free = sum(m.size for m in members), st.f_bavail * st.f_frsize
+    if need + (64 << 20) > free:
+        raise BackupError("the archive unpacks to %d bytes and %s has %d free: make room first"
+                          % (need, store, free))
+
+
+def _check_database(path):
+    """Bring the archive's database (a copy) to this version's schema and check it is ours:
+    BackupError for one made by a newer DCC-OTA, or one without DCC-OTA's tables and
+    columns."""
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    if version > LATEST:
+        raise BackupError("the archive's database is schema %d, made by a newer DCC-OTA (this "
+                          "one reads up to %d): restore it with that version" % (version, LATEST))
+    missing = {"files", "devices", "pushes", "push_events", "users", "device_keys"} - tables
+    if missing:
+        raise BackupError("the archive's database is not DCC-OTA's: it has no %s"
+                          % ", ".join(sorted(missing)))
+    init_db(path)  # an older backup: brought to this schema, in the copy
+    fresh = sqlite3.connect(":memory:")
+    fresh.executescript(resources.files("webapp").joinpath("schema.sql").read_text())
+    conn = sqlite3.connect(path)
+    try:
+        for (table,) in fresh.execute("SELECT name FROM sqlite_master WHERE type='table' AND"
+                                      " name NOT LIKE 'sqlite_%'"):
+            want = {c[1] for c in fresh.execute("PRAGMA table_info(%s)" % table)}
+            have = {c[1] for c in conn.execute("PRAGMA table_info(%s)" % table)}
+            if want - have:
+                raise BackupError("the archive's database is not DCC-OTA's: %s has no %s"
+                                  % (table, ", ".join(sorted(want - have))))
+    finally:
+        conn.close()
+        fresh.close()
+
+
+def _check(tar, members, work):
     """The manifest, and the files extracted into `work` after their hashes were checked;
     BackupError for anything else in the archive."""
     manifest, files, database = None, [], False
-    for member in tar:
+    for member in members:
         name = member.name
         if not member.isfile():
             raise BackupError("the archive holds %r, which is not a plain file" % name)
@@ -175,9 +234,9 @@ def _has_data(path):
         return False
     conn = connect(path)
     try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         return any(conn.execute("SELECT 1 FROM %s LIMIT 1" % table).fetchone()
-                   for table in ("devices", "files", "pushes"))
-    except sqlite3.OperationalError:
-        return False  # no tables yet
+                   for table in ("devices", "device_keys", "users", "api_tokens", "files",
+                                 "pushes") if table in tables)
     finally:
         conn.close()

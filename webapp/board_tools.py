@@ -253,11 +253,13 @@ def check_supported(info):
                          % (version, info["mpy"], MPY_VERSION))
 
 
-def flash_runtime(port, settings, precompiled=None):
+def flash_runtime(port, settings, precompiled=None, info=None):
     """Copy the runtime and `settings` (a dict, written as settings.json) onto the board on
-    `port`, then reset it. precompiled None: when its heap is short (SHORT_OF_RAM).
-    Returns (info, precompiled, [names copied]). BoardError, MpyCrossMissing."""
-    info = board_info(port)
+    `port`, then reset it. precompiled None: when its heap is short (SHORT_OF_RAM); info:
+    board_info(port) if already asked. Returns (info, precompiled, [names copied]).
+    BoardError, MpyCrossMissing."""
+    if info is None:
+        info = board_info(port)
     check_supported(info)
     if precompiled is None:
         precompiled = info["heap"] < SHORT_OF_RAM

@@ -30,8 +30,10 @@ GAVE_UP = "gave up"  # --timeout ran out after the device had the update
 
 def _quiet_logs(verbose):
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
-    # the command prints each step itself: the server's push log only with --verbose
-    logging.getLogger("webapp.push").setLevel(logging.INFO if verbose else logging.ERROR)
+    # the command prints each step itself, and a broken message of some device on the broker
+    # is the server's to log: both only with --verbose
+    for name in ("webapp.push", "webapp.services"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def _die(code, message):
@@ -118,8 +120,9 @@ def push_command(files, device, target, mpy, force, wait, timeout, verbose):
         compiled = services.pushes.compiled_size(s)
         name = target or s.name
         if name.endswith(".py") and name not in board_tools.SOURCE_ONLY and compiled:
-            click.echo("  %s precompiled as %s.mpy: %d bytes, %d saved" % (
-                name, name[:-3], compiled, s.size - compiled))
+            click.echo("  %s precompiled as %s.mpy: %d bytes, %d %s" % (
+                name, name[:-3], compiled, abs(s.size - compiled),
+                "saved" if compiled <= s.size else "more (a tiny module's header)"))
     _outcome(app, db, services, push_id, wait, timeout)
 
 
@@ -234,13 +237,12 @@ def device_add_command(name, rotate, output, wifi_ssid, wifi_password):
     """Make a device's secret key and print the settings.json to put on the board."""
     app = current_app._get_current_object()
     try:
+        wifi = keys.wifi(wifi_ssid, wifi_password)
         keys.device_broker(app)  # before the key is made: no settings.json a device cannot use
         key = keys.add(get_db(), check_device_name(name), rotate=rotate)
-    except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
+    except (BadName, keys.BadWifi, keys.KeyExists, keys.BrokerUnusable) as exc:
         _die(EXIT_SETUP, "cannot add %s: %s" % (name, exc))
-    settings = keys.settings(app, name, key)
-    if wifi_ssid:
-        settings.update(wifi_ssid=wifi_ssid, wifi_password=wifi_password)
+    settings = dict(keys.settings(app, name, key), **wifi)
     text = json.dumps(settings, indent=2) + "\n"
     if output:
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -304,36 +306,54 @@ def restore_command(archive, force):
 @click.argument("name")
 @click.option("--port", "-p", "serial_port", required=True,
               help="The board's USB serial port (/dev/ttyUSB0, /dev/ttyACM0, COM3).")
-@click.option("--wifi-ssid", prompt="Wi-Fi network (SSID)", help="The Wi-Fi the board joins.")
-@click.option("--wifi-password", prompt="Wi-Fi password", hide_input=True, default="",
-              help="Its password (asked for when not given; never stored on the server).")
+@click.option("--wifi-ssid", help="The Wi-Fi the board joins (asked for on a terminal).")
+@click.option("--wifi-password", help="Its password (asked for on a terminal; never stored on "
+                                      "the server).")
+@click.option("--mqtt-user", default="", help="The board's broker user (mosquitto with a user "
+                                              "per device: README).")
+@click.option("--mqtt-password", default="", help="Its broker password.")
 @click.option("--precompiled/--source", default=None,
               help="Copy the runtime precompiled (.mpy) or as source; default: precompiled "
                    "when the board's heap is under 128 KB (an ESP8266).")
 @with_appcontext
-def flash_command(name, serial_port, wifi_ssid, wifi_password, precompiled):
+def flash_command(name, serial_port, wifi_ssid, wifi_password, mqtt_user, mqtt_password,
+                  precompiled):
     """Put the runtime on a board over USB: NAME's key (made now, or the one it has) and
     settings, the runtime files, then a reset. From then on every update goes over the air;
-    the board appears with its first heartbeat. Needs mpremote (pip install mpremote)."""
+    the board appears with its first heartbeat. Needs mpremote (pip install mpremote).
+    Run it with the server's settings (its environment): the board is given the broker they
+    name."""
     app = current_app._get_current_object()
     db = get_db()
+    if wifi_ssid is None:
+        if not sys.stdin.isatty():
+            _die(EXIT_SETUP, "cannot flash %s: give --wifi-ssid and --wifi-password (there is "
+                             "no terminal to ask on)" % name)
+        wifi_ssid = click.prompt("Wi-Fi network (SSID)")
+        wifi_password = click.prompt("Wi-Fi password", hide_input=True, default="",
+                                     show_default=False)
     try:
         check_device_name(name)
+        wifi = keys.wifi(wifi_ssid, wifi_password)
         keys.device_broker(app)  # before the key is made: no settings.json it cannot use
-        key = keys.get(db, name) or keys.add(db, name)
-        settings = dict(keys.settings(app, name, key), wifi_ssid=wifi_ssid,
-                        wifi_password=wifi_password)
-    except (BadName, keys.BrokerUnusable) as exc:
-        _die(EXIT_SETUP, "cannot flash %s: %s" % (name, exc))
+        info = board_tools.board_info(serial_port)  # a board that answers, before any key
+        board_tools.check_supported(info)
+    except (BadName, keys.BadWifi, keys.BrokerUnusable, board_tools.BoardError) as exc:
+        _die(EXIT_SETUP if not isinstance(exc, board_tools.BoardError) else EXIT_FAILED,
+             "cannot flash %s: %s" % (name, exc))
+    key = keys.get(db, name) or keys.add(db, name)
+    settings = dict(keys.settings(app, name, key), user=mqtt_user, password=mqtt_password,
+                    **wifi)
     try:
-        info, compiled, names = board_tools.flash_runtime(serial_port, settings, precompiled)
+        info, compiled, names = board_tools.flash_runtime(serial_port, settings, precompiled,
+                                                          info)
     except (board_tools.BoardError, board_tools.MpyCrossMissing) as exc:
         _die(EXIT_FAILED, "cannot flash %s: %s" % (name, exc))
     except subprocess.CalledProcessError as exc:
         _die(EXIT_FAILED, "cannot flash %s: mpy-cross: %s" % (
             name, exc.stderr.decode(errors="replace").strip() if exc.stderr else exc))
-    click.echo("%s: MicroPython %s (%s, mpy %d.%d, %d KB heap): copied %d files (%s) and its "
-               "settings; reset. It appears with its first heartbeat." % (
+    click.echo("%s: MicroPython %s (%s, mpy %d.%d, %d KB heap): copied %d runtime files (%s) "
+               "and its settings; reset. It appears with its first heartbeat." % (
                    name, ".".join(map(str, info["version"])), info["platform"], info["mpy"],
-                   info["mpy_sub"], info["heap"] // 1024, len(names),
+                   info["mpy_sub"], info["heap"] // 1024, len(names) - 1,
                    "precompiled" if compiled else "source"))

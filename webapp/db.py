@@ -35,8 +35,11 @@ def init_db(path):
     migration numbered above its `PRAGMA user_version` runs, in order, then the version is
     set. Version 0 is a database from before numbered migrations."""
     schema = resources.files("webapp").joinpath("schema.sql").read_text()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # a new data folder
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    new = not os.path.exists(path)
     conn = connect(path)
+    if new:  # device keys and token hashes: readable by the server's user alone
+        os.chmod(path, 0o600)
     try:
         fresh = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
                              ).fetchone()[0] == 0

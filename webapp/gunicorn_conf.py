@@ -18,6 +18,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 timeout = 60
 graceful_timeout = 10
 accesslog = os.environ.get("OTA_HTTP_ACCESS_LOG")  # e.g. "-" for stdout
+# gunicorn 24+ opens a control socket in $HOME by default, one path for every instance of the
+# user, through which the worker count could be changed: there must be exactly one
+control_socket_disable = True
 
 
 def post_worker_init(worker):

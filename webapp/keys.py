@@ -14,6 +14,10 @@ class KeyExists(ValueError):
     """The device has a key already; rotating it means writing a new settings file to it."""
 
 
+class BadWifi(ValueError):
+    """A Wi-Fi network name or password a board cannot take."""
+
+
 class BrokerUnusable(ValueError):
     """The broker address a device's settings.json would get is one the device cannot use."""
 
@@ -37,6 +41,21 @@ def add(db, name, rotate=False):
 def get(db, name):
     row = db.execute("SELECT key FROM device_keys WHERE name = ?", (name,)).fetchone()
     return row["key"] if row else None
+
+
+def wifi(ssid, password):
+    """{"wifi_ssid", "wifi_password"} for a settings.json (never stored), {} without an SSID;
+    BadWifi for what a board cannot take (802.11: an SSID of 1 to 32 bytes; a WPA2
+    passphrase of at most 64 printable characters), or a password without its network."""
+    ssid, password = ssid or "", password or ""
+    if not ssid:
+        if password:
+            raise BadWifi("a Wi-Fi password needs its network name (SSID)")
+        return {}
+    if len(ssid.encode()) > 32 or len(password) > 64 or not (ssid + password).isprintable():
+        raise BadWifi("a Wi-Fi network name is at most 32 bytes and its password at most 64 "
+                      "printable characters")
+    return {"wifi_ssid": ssid, "wifi_password": password}
 
 
 def never_heard(db):

@@ -52,7 +52,7 @@ def add_device():
         wifi = _wifi(request.form)
         keys.device_broker(current_app)  # before the key: no settings.json it cannot use
         key = keys.add(get_db(), check_device_name(name), request.form.get("rotate") == "yes")
-    except (BadName, keys.KeyExists, keys.BrokerUnusable) as exc:
+    except (BadName, keys.BadWifi, keys.KeyExists, keys.BrokerUnusable) as exc:
         flash(str(exc), "error")
         return render_template("pages/device_add.html", name=name,
                                wifi_ssid=request.form.get("wifi_ssid", "")), 400
@@ -63,14 +63,8 @@ def add_device():
 
 
 def _wifi(form):
-    """{"wifi_ssid", "wifi_password"} from a form, for one settings.json only (never stored);
-    BadName for what a board could not take (802.11: an SSID of 32 bytes at most, a WPA2
-    passphrase of 64 characters at most)."""
-    ssid, password = form.get("wifi_ssid", ""), form.get("wifi_password", "")
-    if len(ssid.encode()) > 32 or len(password) > 64 or not (ssid + password).isprintable():
-        raise BadName("a Wi-Fi network name is at most 32 bytes and its password at most 64 "
-                      "printable characters")
-    return {"wifi_ssid": ssid, "wifi_password": password} if ssid else {}
+    """The Wi-Fi of a form, for one settings.json only (keys.wifi: never stored)."""
+    return keys.wifi(form.get("wifi_ssid", ""), form.get("wifi_password", ""))
 
 
 @bp.route("/devices/<name>/settings.json", methods=["GET", "POST"])
@@ -81,7 +75,7 @@ def device_settings(name):
         abort(404, "%s was never added, so it has no key" % name)
     try:
         wifi = _wifi(request.form) if request.method == "POST" else {}
-    except BadName as exc:
+    except keys.BadWifi as exc:
         abort(400, str(exc))
     response = current_app.response_class(json.dumps(dict(keys.settings(current_app, name, key),
                                                           **wifi), indent=2) + "\n",
@@ -178,6 +172,8 @@ def timeline(ids):
 
 @bp.post("/pushes/<int:push_id>/cancel")
 def cancel(push_id):
+    if store.get_push(get_db(), push_id) is None:
+        abort(404, "no push %d" % push_id)
     try:
         cancelled = extension.of().pushes.cancel(push_id)
     except PushRejected as exc:

@@ -5,6 +5,7 @@ before anything is written."""
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -14,7 +15,8 @@ import pytest
 
 from tests.support.app import push_row
 from webapp import create_app
-from webapp.db import get_db
+from webapp import keys
+from webapp.db import LATEST, get_db
 from webapp.devices import Heartbeat
 from webapp.manifest import Item
 from webapp.push import store
@@ -63,7 +65,7 @@ def test_a_backup_restored_into_an_empty_instance_has_every_device_file_and_push
 
     made = ota(old, "backup", str(archive))
     assert made.returncode == 0, made.stderr
-    assert made.stdout.strip().endswith("the database (schema 3) and 1 files")
+    assert made.stdout.strip().endswith("the database (schema %d) and 1 files" % LATEST)
     with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == ["backup.json", "dcc-ota.sqlite", "files/" + kept.sha256]
 
@@ -83,17 +85,24 @@ def test_a_backup_restored_into_an_empty_instance_has_every_device_file_and_push
     assert push_row(restored, push_id) == push_row(app, push_id)
 
 
-def test_restore_will_not_replace_a_server_with_data_without_force(tmp_path):
+def a_backup(tmp_path):
+    """The archive of a seeded instance."""
     old = instance(tmp_path, "old")
     seeded(old)
     archive = tmp_path / "backup.tar.gz"
     assert ota(old, "backup", str(archive)).returncode == 0
+    return archive
+
+
+def test_restore_will_not_replace_a_server_with_data_without_force(tmp_path):
+    archive = a_backup(tmp_path)
     busy = instance(tmp_path, "busy")
     seeded(busy)
 
     refused = ota(busy, "restore", str(archive))
     assert refused.returncode == 2
-    assert "already holds devices, files or pushes: restore with --force" in refused.stderr
+    assert "already holds data (devices, keys, users, files or pushes): restore with --force" \
+        in refused.stderr
     assert ota(busy, "restore", str(archive), "--force").returncode == 0
 
 
@@ -120,3 +129,79 @@ def test_a_hostile_or_damaged_archive_is_refused_and_nothing_is_written(tmp_path
     assert message in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "escape.py").exists()
     assert [p.name for p in Path(target["OTA_FILE_STORE"]).iterdir()] == []
+
+
+def test_a_server_with_only_a_device_key_is_not_replaced_without_force(tmp_path):
+    """Found by trying: a key (or a user, a token) alone is data a restore must not drop."""
+    archive = a_backup(tmp_path)
+    target = instance(tmp_path, "keyed")
+    assert ota(target, "device-add", "precious").returncode == 0
+
+    refused = ota(target, "restore", str(archive))
+
+    assert refused.returncode == 2, refused.stderr
+    app = create_app(dict(target))
+    with app.app_context():
+        assert keys.get(get_db(), "precious") is not None
+
+
+def fake_archive(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, body in [("backup.json", json.dumps(
+                {"format": 1, "files": 0, "created_at": 0, "schema": 3}).encode())] + members:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+
+
+def foreign_database(tmp_path, version=0, table="CREATE TABLE notes (x)"):
+    path = tmp_path / "foreign.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(table)
+    conn.execute("PRAGMA user_version = %d" % version)
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: foreign_database(tmp), "is not DCC-OTA's: it has no device_keys, devices"),
+    (lambda tmp: foreign_database(tmp, version=99), "schema 99, made by a newer DCC-OTA"),
+])
+def test_a_database_that_is_not_ours_is_refused_and_the_server_keeps_working(
+        tmp_path, make, message):
+    archive = tmp_path / "foreign.tar.gz"
+    fake_archive(archive, [("dcc-ota.sqlite", make(tmp_path))])
+    target = instance(tmp_path, "target")
+
+    refused = ota(target, "restore", str(archive))
+
+    assert refused.returncode == 1 and message in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert ota(target, "devices", "--json").returncode == 0  # the data folder still works
+
+
+def test_a_member_larger_than_any_upload_is_refused_before_a_byte_is_unpacked(tmp_path):
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:  # 64 MB of zeros: a few KB packed
+        info = tarfile.TarInfo("files/" + "0" * 64)
+        info.size = 64 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    target = dict(instance(tmp_path, "target"), OTA_MAX_UPLOAD=str(1 << 20))
+
+    refused = ota(target, "restore", str(archive))
+
+    assert refused.returncode == 1
+    assert "is 67108864 bytes, more than any upload (OTA_MAX_UPLOAD, 1048576)" in refused.stderr
+    assert list(Path(target["OTA_FILE_STORE"]).iterdir()) == []
+
+
+def test_a_truncated_archive_says_so(tmp_path):
+    archive = a_backup(tmp_path)
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[:-200])
+
+    refused = ota(instance(tmp_path, "target"), "restore", str(cut))
+
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("restore failed: %s cannot be read as a DCC-OTA backup" % cut)

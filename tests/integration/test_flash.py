@@ -52,7 +52,8 @@ def test_a_bare_board_flashed_over_usb_boots_and_takes_a_push(server, devices, u
     name = unique("usb")
 
     done = ota(cli_env(mosquitto, tmp_path), "flash", name, "--port", tty, "--wifi-ssid",
-               "landing", "--wifi-password", "s3cret", how, timeout=180)
+               "landing", "--wifi-password", "s3cret", "--mqtt-user", name, "--mqtt-password",
+               "b0ard", how, timeout=180)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "%s: MicroPython 1." % name in done.stdout and "(linux, mpy 6." in done.stdout
@@ -67,6 +68,7 @@ def test_a_bare_board_flashed_over_usb_boots_and_takes_a_push(server, devices, u
         key = keys.get(get_db(), name)
     assert (settings["id"], settings["key"], settings["wifi_ssid"]) == (name, key, "landing")
     assert settings["wifi_password"] == "s3cret"
+    assert (settings["user"], settings["password"]) == (name, "b0ard")
 
     # a board confirms an update after 30 s of healthy running; 1 s here, as everywhere in tests
     (flash / "settings.json").write_text(json.dumps(dict(settings, confirm_after=1)))
@@ -95,3 +97,21 @@ def test_no_board_on_the_port_is_one_line(mosquitto, tmp_path):
 def test_an_unsupported_micropython_is_refused_with_the_reason(version, mpy, message):
     with pytest.raises(board_tools.BoardError, match=message):
         board_tools.check_supported({"version": version, "mpy": mpy})
+
+
+def test_a_wifi_a_board_cannot_take_or_no_terminal_to_ask_on_makes_no_key(server, mosquitto,
+                                                                           tmp_path, usb_board):
+    tty, flash, _board = usb_board
+    env = cli_env(mosquitto, tmp_path)
+    long_ssid = ota(env, "flash", "lamp-w", "--port", tty, "--wifi-ssid", "S" * 40,
+                    "--wifi-password", "x")
+    assert long_ssid.returncode == 2 and "at most 32 bytes" in long_ssid.stderr
+    unasked = ota(env, "flash", "lamp-w", "--port", tty)  # stdin is not a terminal here
+    assert unasked.returncode == 2
+    assert "give --wifi-ssid and --wifi-password (there is no terminal" in unasked.stderr
+    nothing = ota(env, "flash", "lamp-w", "--port", str(tmp_path / "nothing"),
+                  "--wifi-ssid", "x", "--wifi-password", "y")
+    assert nothing.returncode == 1
+    with server.app_context():
+        assert keys.get(get_db(), "lamp-w") is None  # no board, no key
+    assert list(flash.iterdir()) == []

@@ -70,3 +70,12 @@ def test_one_data_folder_holds_the_database_the_files_and_the_session_key(tmp_pa
     assert app.config["OTA_DATABASE"] == str(data / "dcc-ota.sqlite")
     assert app.config["OTA_FILE_STORE"] == str(data / "files")
     assert sorted(p.name for p in data.iterdir()) == ["dcc-ota.sqlite", "files", "secret_key"]
+
+
+def test_a_new_data_folder_and_database_are_their_owners_only(tmp_path, monkeypatch):
+    """They hold the device keys, the token hashes and the session key."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("OTA_DATA_DIR", str(data))
+    create_app()
+    assert oct(data.stat().st_mode & 0o777) == oct(0o700)
+    assert oct((data / "dcc-ota.sqlite").stat().st_mode & 0o777) == oct(0o600)

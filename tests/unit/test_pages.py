@@ -109,3 +109,7 @@ def test_a_delete_without_the_push_service_explains_itself(app, client):
     beat(app, "lamp1", files={"notes.txt": "2" * 40})
     r = client.post("/devices/lamp1/delete", data={"name": "notes.txt"})
     assert r.status_code == 503 and b"push service is not running" in r.data
+
+
+def test_cancelling_a_push_that_never_was_is_a_404(client):
+    assert client.post("/pushes/999999/cancel").status_code == 404
