@@ -215,12 +215,13 @@ def devices_command(as_json):
     if not devices:
         click.echo("no devices yet: a device appears with its first heartbeat")
         return
-    click.echo("%-20s %-8s %9s %6s %-8s %s" % ("DEVICE", "STATE", "LAST SEEN", "BOOT", "FW", "FILES"))
+    click.echo("%-20s %-8s %9s %6s %-8s %5s  %s" % ("DEVICE", "STATE", "LAST SEEN", "BOOT", "FW",
+                                                   "FILES", "MICROPYTHON"))
     now = time.time()
     for d in devices:
-        click.echo("%-20s %-8s %8ds %6s %-8s %d" % (
+        click.echo("%-20s %-8s %8ds %6s %-8s %5d  %s" % (
             d.name, "online" if d.online else "offline", now - d.last_seen,
-            d.boot if d.boot is not None else "-", d.fw or "-", len(d.files)))
+            d.boot if d.boot is not None else "-", d.fw or "-", len(d.files), d.runs or "-"))
 
 
 @ota.command("device-add")
