@@ -117,7 +117,7 @@ def push_command(files, device, target, mpy, force, wait, timeout, verbose):
                                       " as %s" % target if target else "")
         for p, s in zip(files, stored)), device))
     for s in stored if mpy else ():
-        compiled = services.pushes.compiled_size(s)
+        compiled = services.pushes.planner.compiled_size(s)
         name = target or s.name
         if name.endswith(".py") and name not in board_tools.SOURCE_ONLY and compiled:
             click.echo("  %s precompiled as %s.mpy: %d bytes, %d %s" % (

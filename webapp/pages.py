@@ -125,7 +125,7 @@ def push_form():
     files = extension.of().store.all(db)
     try:  # what a precompiled push would make, and each .py file's size as .mpy
         made, release = board_tools.mpy_cross_makes()
-        sizes = {f.sha256: extension.of().pushes.compiled_size(f) for f in files
+        sizes = {f.sha256: extension.of().pushes.planner.compiled_size(f) for f in files
                  if f.name.endswith(".py")}
     except board_tools.MpyCrossMissing:
         made = release = None
