@@ -11,6 +11,7 @@ from .auth import holds_secret
 from .bus import BusError
 from .db import get_db
 from .errors import json_error
+from .devices import NotForgettable
 from .filestore import FileTooLarge
 from .names import BadName, check_device_name, is_device_name
 from .payloads import loads
@@ -76,7 +77,21 @@ def devices():
     since = _query(DevicesQuery).since
     registry = extension.of().registry
     found = registry.all(get_db(), now) if since is None else registry.changed(get_db(), since, now)
-    return jsonify(devices=[d.to_dict() for d in found], cursor=now - CURSOR_OVERLAP)
+    gone = [] if since is None else registry.forgotten_since(get_db(), since)
+    return jsonify(devices=[d.to_dict() for d in found], forgotten=gone,
+                   cursor=now - CURSOR_OVERLAP)
+
+
+@bp.post("/devices/<name>/forget")
+def forget_device(name):
+    """Forget an offline device: its record and its key go, its push history stays."""
+    try:
+        extension.of().registry.forget(get_db(), name)
+    except NotForgettable as exc:
+        status, error = (404, "not_found") if str(exc).startswith("no device") else (
+            409, "online")
+        return json_error(status, error, str(exc))
+    return jsonify(forgotten=name)
 
 
 @bp.post("/devices")

@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 
 from . import backup, board_tools, extension, keys
 from .db import get_db
+from .devices import NotForgettable
 from .filestore import FileTooLarge, NoSpace
 from .names import BadName, check_device_name
 from .push import store
@@ -358,3 +359,15 @@ def flash_command(name, serial_port, wifi_ssid, wifi_password, mqtt_user, mqtt_p
                    name, ".".join(map(str, info["version"])), info["platform"], info["mpy"],
                    info["mpy_sub"], info["heap"] // 1024, len(names) - 1,
                    "precompiled" if compiled else "source"))
+
+@ota.command("forget")
+@click.argument("name")
+@with_appcontext
+def forget_command(name):
+    """Forget an offline device: its record and its key go, its push history stays. A
+    heartbeat brings it back as a new device (which needs a new key to take signed updates)."""
+    try:
+        extension.of().registry.forget(get_db(), name)
+    except NotForgettable as exc:
+        _die(EXIT_SETUP, "cannot forget %s: %s" % (name, exc))
+    click.echo("forgot %s: its record and its key; its push history stays" % name)

@@ -143,10 +143,16 @@ def _last_ota_status(conn):
         conn.execute("ALTER TABLE devices ADD COLUMN ota_status TEXT")
 
 
+def _forgotten_devices(conn):
+    """6: devices forgotten by a person (forgotten_devices), for the live list's cursor."""
+    conn.execute("CREATE TABLE IF NOT EXISTS forgotten_devices (name TEXT PRIMARY KEY,"
+                 " at REAL NOT NULL)")
+
+
 # (number, function): applied in order to a database whose user_version is below the number.
 # Add one at the end for every change of schema.sql that an existing database must get.
 MIGRATIONS = [(1, _nullable_files), (2, _session_epoch), (3, _owners_and_notes),
-              (4, _device_mpy), (5, _last_ota_status)]
+              (4, _device_mpy), (5, _last_ota_status), (6, _forgotten_devices)]
 LATEST = MIGRATIONS[-1][0]
 
 

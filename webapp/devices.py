@@ -14,6 +14,10 @@ MAX_HEARTBEAT = 16 * 1024
 DEFAULT_INTERVAL = 10
 
 
+class NotForgettable(ValueError):
+    """A device that is online, or unknown, cannot be forgotten."""
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     online: bool
@@ -176,6 +180,29 @@ class Registry:
         plugins[plugin] = state
         db.execute("UPDATE devices SET plugins = ?, updated_at = ? WHERE name = ?",
                    (json.dumps(plugins), time.time(), name))
+
+    def forget(self, db, name, now=None):
+        """Drop an offline device's record and its key (a person's choice: never done by
+        the server). Its push history stays; a heartbeat brings it back as new. Returns
+        the Device forgotten; NotForgettable when it is online or unknown."""
+        now = time.time() if now is None else now
+        device = self.get(db, name, now)
+        if device is None:
+            raise NotForgettable("no device %s" % name)
+        if device.online:
+            raise NotForgettable("%s is online: it would be back with its next heartbeat; "
+                                 "forget a device that is gone" % name)
+        db.execute("DELETE FROM devices WHERE name = ?", (name,))
+        db.execute("DELETE FROM device_keys WHERE name = ?", (name,))
+        db.execute("INSERT OR REPLACE INTO forgotten_devices (name, at) VALUES (?, ?)",
+                   (name, now))
+        return device
+
+    def forgotten_since(self, db, since):
+        """Names forgotten after `since` (the live list's cursor) and not heard from since."""
+        return [r[0] for r in db.execute(
+            "SELECT name FROM forgotten_devices WHERE at > ? AND name NOT IN"
+            " (SELECT name FROM devices) ORDER BY name", (since,))]
 
     def record_ota_status(self, db, name, status):
         """Keep the last ID/ota/status of a device heard from (a dict: push/trigger.py)."""

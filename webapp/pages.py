@@ -7,6 +7,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from . import board_tools, extension, keys
 from .auth import holds_secret
 from .db import get_db
+from .devices import NotForgettable
 from .filestore import FileTooLarge, NoSpace
 from .manifest import PROTECTED, runtime_files
 from .names import BadName, check_device_name
@@ -26,6 +27,19 @@ def devices():
     return render_template("pages/devices.html", devices=extension.of().registry.all(db),
                            waiting=keys.never_heard(db),
                            guarded=sorted(set(PROTECTED) | runtime_files()))
+
+
+@bp.post("/devices/<name>/forget")
+def forget_device(name):
+    """Forget an offline device (its record and its key; its push history stays)."""
+    try:
+        extension.of().registry.forget(get_db(), name)
+    except NotForgettable as exc:
+        flash("Not forgotten: %s." % exc, "error")
+        return redirect(url_for(".devices"))
+    flash("Forgot %s: its record and its key. Its push history stays; if it comes back it "
+          "shows again, and needs a new key (Add a device) to take signed updates." % name, "ok")
+    return redirect(url_for(".devices"))
 
 
 @bp.post("/devices/<name>/delete")

@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS devices (
     updated_at  REAL NOT NULL
 );
 
+-- Devices forgotten by a person (never by the server itself): the live list's cursor tells
+-- open pages to drop their cards.
+CREATE TABLE IF NOT EXISTS forgotten_devices (
+    name TEXT PRIMARY KEY,
+    at   REAL NOT NULL
+);
+
 -- A push sends one file, or several as one bundle (push_files, in stream order), and may
 -- delete files on the device. The first file is also named here, for lists. A NULL
 -- file_sha256 (here and in push_files) is a delete of `target`.

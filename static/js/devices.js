@@ -35,7 +35,13 @@
       el("details", {}, el("summary", {}, "Files"), el("ul", { class: "files", "data-field": "files" })),
       el("div", { class: "plugins", "data-field": "plugins" }),
       el("p", { class: "drop-status", "data-field": "drop", "aria-live": "polite" }),
-      el("p", {}, el("a", { href: pushUrl.pathname + pushUrl.search }, "Push a file to " + name)));
+      el("p", {}, el("a", { href: pushUrl.pathname + pushUrl.search }, "Push a file to " + name)),
+      el("form", { method: "post", class: "forget", "data-field": "forget", hidden: true,
+        action: root.dataset.forgetUrl.replace("NAME", encodeURIComponent(name)),
+        "data-confirm": `Forget ${name}? Its record and its key go; its push history stays.` },
+      el("input", { type: "hidden", name: "csrf_token",
+        value: document.querySelector('meta[name="csrf-token"]').content }),
+      el("button", { type: "submit", class: "danger" }, "Forget " + name)));
     root.append(c);
     document.getElementById("devices-empty").hidden = true;
     return c;
@@ -68,6 +74,7 @@
     field(c, "state").textContent = d.online ? "online" : "offline";
     field(c, "insecure").hidden = d.secure;
     field(c, "probation").hidden = !(d.online && d.probation);
+    field(c, "forget").hidden = d.online; // only a device that is gone can be forgotten
     lastSeen.set(d.name, [d.last_seen, d.note]);
     field(c, "uptime").textContent = duration(d.uptime);
     field(c, "boot").textContent = d.boot === null ? "–" : String(d.boot);
@@ -189,6 +196,16 @@
     else field(c, "drop").textContent = "drop one file at a time on a device";
   });
 
-  poll(root.dataset.pollUrl, (data) => data.devices.forEach(render));
+  // a device forgotten in another tab or by a script: its card goes here too
+  function forget(name) {
+    for (const c of root.querySelectorAll("[data-device]")) {
+      if (c.dataset.device === name) c.remove();
+    }
+  }
+
+  poll(root.dataset.pollUrl, (data) => {
+    data.devices.forEach(render);
+    (data.forgotten || []).forEach(forget);
+  });
   setInterval(tickAges, 1000);
 })();
