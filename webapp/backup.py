@@ -123,15 +123,22 @@ def _check_sizes(members, max_file, store):
 
 
 def _check_database(path):
-    """Bring the archive's database (a copy) to this version's schema and check it is ours:
-    BackupError for one made by a newer DCC-OTA, or one without DCC-OTA's tables and
-    columns."""
-    conn = sqlite3.connect(path)
+    """Check the archive's database (a copy) and bring it to this version's schema:
+    BackupError for one that cannot be read or is damaged, one made by a newer DCC-OTA, or
+    one without DCC-OTA's tables and columns."""
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    finally:
-        conn.close()
+        conn = sqlite3.connect(path)
+        try:
+            ok = conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError("the archive's database cannot be read: %s" % exc) from None
+    if not ok:
+        raise BackupError("the archive's database is damaged (integrity check)")
     if version > LATEST:
         raise BackupError("the archive's database is schema %d, made by a newer DCC-OTA (this "
                           "one reads up to %d): restore it with that version" % (version, LATEST))
@@ -180,14 +187,6 @@ def _check(tar, members, work):
             raise BackupError("the archive holds %r, which is not part of a backup" % name)
     if manifest is None or not database:
         raise BackupError("the archive has no %s" % (MANIFEST if manifest is None else DATABASE))
-    try:
-        conn = sqlite3.connect("file:%s?mode=ro" % os.path.join(work, DATABASE), uri=True)
-        ok = conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise BackupError("the archive's database cannot be read: %s" % exc) from None
-    if not ok:
-        raise BackupError("the archive's database is damaged (integrity check)")
     return manifest, files
 
 

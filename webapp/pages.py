@@ -18,8 +18,6 @@ from .schemas import BadInput, parse_ids
 
 bp = Blueprint("pages", __name__)
 
-OUTCOMES = LIST_FILTERS
-
 
 @bp.get("/")
 def devices():
@@ -214,9 +212,9 @@ def retry(push_id):
 @bp.get("/history")
 def history():
     device = request.args.get("device") or None
-    outcome = request.args.get("outcome") if request.args.get("outcome") in OUTCOMES else None
+    outcome = request.args.get("outcome") if request.args.get("outcome") in LIST_FILTERS else None
     db = get_db()
     devices = store.pushed_devices(db)
     return render_template("pages/history.html", device=device, outcome=outcome,
-                           devices=devices, outcomes=OUTCOMES,
+                           devices=devices, outcomes=LIST_FILTERS,
                            pushes=store.find_pushes(db, device=device, state=outcome, limit=200))

@@ -34,7 +34,7 @@ class Services:
         ext = extension.of(app)
         self.app = app
         self.role = role
-        self.registry, self.store, self.pushes = ext.registry, ext.store, ext.pushes
+        self.registry, self.pushes = ext.registry, ext.pushes
         self.broker = None
         # No two processes may share a client id: the broker would drop one for the other.
         client_id = app.config.get("MQTT_CLIENT_ID") or "dcc-ota-%s-%s" % (role, socket.gethostname())
