@@ -11,13 +11,13 @@ from .auth import holds_secret
 from .bus import BusError
 from .db import get_db
 from .errors import json_error
-from .devices import NotForgettable
+from .devices import NotForgettable, UnknownDevice
 from .filestore import FileTooLarge
 from .names import BadName, check_device_name, is_device_name
 from .payloads import loads
 from .push.service import NotRunning, PushRejected
 from .push.store import find_pushes, get_push
-from .schemas import BadInput, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
+from .schemas import BadInput, DeviceTags, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
 
 MAX_COMMAND = 512
 # A write stamped just before a poll may commit just after it: the next poll looks back this
@@ -92,6 +92,25 @@ def forget_device(name):
             409, "online")
         return json_error(status, error, str(exc))
     return jsonify(forgotten=name)
+
+
+@bp.put("/devices/<name>/tags")
+def set_device_tags(name):
+    """Give a device exactly these tags: {"tags": ["kitchen", "lamp"]}."""
+    body = parse(DeviceTags, _json_body())
+    try:
+        tags = extension.of().registry.set_tags(get_db(), name, body.tags)
+    except UnknownDevice as exc:
+        return json_error(404, "not_found", str(exc))
+    except ValueError as exc:
+        return json_error(400, "bad_tag", str(exc))
+    return jsonify(name=name, tags=tags)
+
+
+@bp.get("/tags")
+def tags():
+    """Every tag in use and how many devices carry it: {"tags": {"kitchen": 3}}."""
+    return jsonify(tags=extension.of().registry.all_tags(get_db()))
 
 
 @bp.post("/devices")

@@ -17,7 +17,7 @@ from flask.cli import with_appcontext
 
 from . import backup, board_tools, extension, keys
 from .db import get_db
-from .devices import NotForgettable
+from .devices import NotForgettable, UnknownDevice
 from .filestore import FileTooLarge, NoSpace
 from .names import BadName, check_device_name
 from .push import store
@@ -216,13 +216,14 @@ def devices_command(as_json):
     if not devices:
         click.echo("no devices yet: a device appears with its first heartbeat")
         return
-    click.echo("%-20s %-8s %9s %6s %-8s %5s  %s" % ("DEVICE", "STATE", "LAST SEEN", "BOOT", "FW",
-                                                   "FILES", "MICROPYTHON"))
+    click.echo("%-20s %-8s %9s %6s %-8s %5s  %-24s %s" % (
+        "DEVICE", "STATE", "LAST SEEN", "BOOT", "FW", "FILES", "MICROPYTHON", "TAGS"))
     now = time.time()
     for d in devices:
-        click.echo("%-20s %-8s %8ds %6s %-8s %5d  %s" % (
+        click.echo("%-20s %-8s %8ds %6s %-8s %5d  %-24s %s" % (
             d.name, "online" if d.online else "offline", now - d.last_seen,
-            d.boot if d.boot is not None else "-", d.fw or "-", len(d.files), d.runs or "-"))
+            d.boot if d.boot is not None else "-", d.fw or "-", len(d.files), d.runs or "-",
+            ",".join(d.tags) or "-"))
 
 
 @ota.command("device-add")
@@ -371,3 +372,35 @@ def forget_command(name):
     except NotForgettable as exc:
         _die(EXIT_SETUP, "cannot forget %s: %s" % (name, exc))
     click.echo("forgot %s: its record and its key; its push history stays" % name)
+
+
+def _retag(name, change):
+    registry = extension.of().registry
+    db = get_db()
+    device = registry.get(db, name)
+    if device is None:
+        _die(EXIT_SETUP, "no device named %r has sent a heartbeat" % name)
+    try:
+        tags = registry.set_tags(db, name, change(set(device.tags)))
+    except (UnknownDevice, ValueError) as exc:
+        _die(EXIT_SETUP, "cannot tag %s: %s" % (name, exc))
+    click.echo("%s: %s" % (name, ", ".join(tags) or "no tags"))
+
+
+@ota.command("tag")
+@click.argument("name")
+@click.argument("tags", nargs=-1, required=True)
+@with_appcontext
+def tag_command(name, tags):
+    """Give device NAME these tags (a room, a kind, anything): pushes and rollouts can pick
+    devices by tag."""
+    _retag(name, lambda have: sorted(have | set(tags)))
+
+
+@ota.command("untag")
+@click.argument("name")
+@click.argument("tags", nargs=-1, required=True)
+@with_appcontext
+def untag_command(name, tags):
+    """Take these tags off device NAME."""
+    _retag(name, lambda have: sorted(have - set(tags)))

@@ -149,10 +149,16 @@ def _forgotten_devices(conn):
                  " at REAL NOT NULL)")
 
 
+def _fleets(conn):
+    """7: tags, releases and rollouts (device_tags, releases, release_files, rollouts,
+    rollout_devices): new tables only, which schema.sql makes after the migrations."""
+
+
 # (number, function): applied in order to a database whose user_version is below the number.
 # Add one at the end for every change of schema.sql that an existing database must get.
 MIGRATIONS = [(1, _nullable_files), (2, _session_epoch), (3, _owners_and_notes),
-              (4, _device_mpy), (5, _last_ota_status), (6, _forgotten_devices)]
+              (4, _device_mpy), (5, _last_ota_status), (6, _forgotten_devices),
+              (7, _fleets)]
 LATEST = MIGRATIONS[-1][0]
 
 

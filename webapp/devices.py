@@ -1,6 +1,7 @@
 """The device registry: what each device's heartbeats said, and whether it is online now."""
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -14,8 +15,31 @@ MAX_HEARTBEAT = 16 * 1024
 DEFAULT_INTERVAL = 10
 
 
+MAX_TAGS = 16
+_TAG = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+
+
 class NotForgettable(ValueError):
     """A device that is online, or unknown, cannot be forgotten."""
+
+
+class UnknownDevice(LookupError):
+    """No device of that name has sent a heartbeat."""
+
+
+def check_tags(tags):
+    """The tags, sorted and each once; ValueError says which one breaks the rules (1 to 32
+    letters, digits, '_', '.', ':' or '-'; at most MAX_TAGS)."""
+    if not isinstance(tags, (list, tuple)):
+        raise ValueError("tags are a list of names")
+    for tag in tags:
+        if not isinstance(tag, str) or _TAG.fullmatch(tag) is None:
+            raise ValueError("a tag is 1 to 32 letters, digits, '_', '.', ':' or '-': %r"
+                             % (tag,))
+    tags = sorted(set(tags))
+    if len(tags) > MAX_TAGS:
+        raise ValueError("a device has at most %d tags" % MAX_TAGS)
+    return tags
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,7 @@ class Device:
     probation: bool = False  # running an update on probation: it refuses another
     micropython: str = None  # as the heartbeat said (Heartbeat)
     mpy: int = None
+    tags: tuple = ()  # set by a person (Registry.set_tags), sorted
 
     @property
     def mpy_format(self):
@@ -120,6 +145,7 @@ class Device:
     def to_dict(self):
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["features"] = list(self.features)
+        d["tags"] = list(self.tags)
         d["secure"] = self.secure
         fmt = self.mpy_format
         d["mpy_format"] = None if fmt is None else str(fmt)
@@ -128,7 +154,7 @@ class Device:
         return d
 
 
-def _device(row, misses, now):
+def _device(row, misses, now, tags=()):
     interval = row["interval"] or DEFAULT_INTERVAL
     # Brokers do not always deliver a last will (amqtt never does for a silent client), so a
     # device that missed `misses` heartbeats is offline whatever its last message said.
@@ -139,7 +165,7 @@ def _device(row, misses, now):
         mem_free=row["mem_free"], fw=row["fw"], interval=interval,
         features=tuple(json.loads(row["features"])), files=json.loads(row["files"]),
         plugins=json.loads(row["plugins"]), probation=bool(row["probation"]),
-        micropython=row["micropython"], mpy=row["mpy"],
+        micropython=row["micropython"], mpy=row["mpy"], tags=tuple(tags),
         note=row["note"] if fresh or not row["online"] else "missed %d heartbeats" % misses)
 
 
@@ -181,6 +207,58 @@ class Registry:
         db.execute("UPDATE devices SET plugins = ?, updated_at = ? WHERE name = ?",
                    (json.dumps(plugins), time.time(), name))
 
+    def set_tags(self, db, name, tags, now=None):
+        """Give device `name` exactly `tags` (check_tags); returns them. UnknownDevice when
+        no device of that name was heard from; ValueError when a tag breaks the rules."""
+        tags = check_tags(tags)
+        now = time.time() if now is None else now
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # updated_at: open pages get the change through the live list's cursor
+            if db.execute("UPDATE devices SET updated_at = ? WHERE name = ?",
+                          (now, name)).rowcount == 0:
+                raise UnknownDevice("no device named %r has sent a heartbeat" % name)
+            db.execute("DELETE FROM device_tags WHERE device = ?", (name,))
+            db.executemany("INSERT INTO device_tags (device, tag) VALUES (?, ?)",
+                           [(name, t) for t in tags])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return tags
+
+    def all_tags(self, db):
+        """{tag: number of devices}, for pickers and filters."""
+        return dict(db.execute("SELECT tag, COUNT(*) FROM device_tags WHERE device IN"
+                               " (SELECT name FROM devices) GROUP BY tag ORDER BY tag"))
+
+    def tagged(self, db, tags):
+        """The names of the devices carrying any of `tags`, sorted."""
+        tags = list(tags)
+        if not tags:
+            return []
+        return [r[0] for r in db.execute(
+            "SELECT DISTINCT t.device FROM device_tags t JOIN devices d ON d.name = t.device"
+            " WHERE t.tag IN (%s) ORDER BY t.device" % ",".join("?" * len(tags)), tags)]
+
+    def _tags(self, db, names=None):
+        """{device: [tags]} of `names` (all devices when None)."""
+        if names is None:
+            rows = db.execute("SELECT device, tag FROM device_tags ORDER BY device, tag")
+        else:
+            names = list(names)
+            rows = [r for i in range(0, len(names), 500) for r in db.execute(
+                "SELECT device, tag FROM device_tags WHERE device IN (%s) ORDER BY device, tag"
+                % ",".join("?" * len(names[i:i + 500])), names[i:i + 500])]
+        found = {}
+        for device, tag in rows:
+            found.setdefault(device, []).append(tag)
+        return found
+
+    def _devices(self, db, rows, now, every=False):
+        tags = self._tags(db, None if every else [r["name"] for r in rows])
+        return [_device(r, self.misses, now, tags.get(r["name"], ())) for r in rows]
+
     def forget(self, db, name, now=None):
         """Drop an offline device's record and its key (a person's choice: never done by
         the server). Its push history stays; a heartbeat brings it back as new. Returns
@@ -194,6 +272,7 @@ class Registry:
                                  "forget a device that is gone" % name)
         db.execute("DELETE FROM devices WHERE name = ?", (name,))
         db.execute("DELETE FROM device_keys WHERE name = ?", (name,))
+        db.execute("DELETE FROM device_tags WHERE device = ?", (name,))
         db.execute("INSERT OR REPLACE INTO forgotten_devices (name, at) VALUES (?, ?)",
                    (name, now))
         return device
@@ -215,12 +294,14 @@ class Registry:
 
     def get(self, db, name, now=None):
         row = db.execute("SELECT * FROM devices WHERE name = ?", (name,)).fetchone()
-        return _device(row, self.misses, time.time() if now is None else now) if row else None
+        if row is None:
+            return None
+        return self._devices(db, [row], time.time() if now is None else now)[0]
 
     def all(self, db, now=None):
         now = time.time() if now is None else now
         rows = db.execute("SELECT * FROM devices ORDER BY name").fetchall()
-        return [_device(r, self.misses, now) for r in rows]
+        return self._devices(db, rows, now, every=True)
 
     def carriers(self, db):
         """sha1 -> names of the devices reporting a file with that hash."""
@@ -236,4 +317,4 @@ class Registry:
             "SELECT * FROM devices WHERE updated_at > ? OR (online = 1 AND"
             " last_seen + interval * ? + 1 > ? AND last_seen + interval * ? + 1 <= ?)"
             " ORDER BY name", (since, self.misses, since, self.misses, now)).fetchall()
-        return [_device(r, self.misses, now) for r in rows]
+        return self._devices(db, rows, now)

@@ -44,6 +44,69 @@ CREATE TABLE IF NOT EXISTS forgotten_devices (
     at   REAL NOT NULL
 );
 
+-- Tags a person gives a device (a room, a kind, anything): every place that picks devices
+-- takes tags too (targets.py).
+CREATE TABLE IF NOT EXISTS device_tags (
+    device TEXT NOT NULL,
+    tag    TEXT NOT NULL,
+    PRIMARY KEY (device, tag)
+);
+CREATE INDEX IF NOT EXISTS device_tags_tag ON device_tags (tag, device);
+
+-- A release: a named, immutable set of files under their names on the device (releases.py).
+-- delete_extra: a device converging to it also deletes the files the release does not hold
+-- (never the safe-boot code, the runtime or settings.json).
+CREATE TABLE IF NOT EXISTS releases (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    name         TEXT NOT NULL UNIQUE,
+    delete_extra INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS release_files (
+    release_id  INTEGER NOT NULL REFERENCES releases (id),
+    target      TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL REFERENCES files (sha256),
+    PRIMARY KEY (release_id, target)
+);
+
+-- A rollout: a release taken to a set of devices in waves (rollout/). Its settings are fixed
+-- at creation; `state` and the baseline of the failure share change as it runs.
+CREATE TABLE IF NOT EXISTS rollouts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    release_id    INTEGER NOT NULL REFERENCES releases (id),
+    canary        INTEGER NOT NULL,
+    wave_size     INTEGER NOT NULL,
+    concurrency   INTEGER NOT NULL,
+    threshold     REAL NOT NULL,
+    auto_continue INTEGER NOT NULL,
+    offline_wait  REAL NOT NULL,
+    state         TEXT NOT NULL,
+    reason        TEXT,
+    -- the failure share counts the devices decided after the last resume: how many were
+    -- done and failed then
+    base_done     INTEGER NOT NULL DEFAULT 0,
+    base_failed   INTEGER NOT NULL DEFAULT 0,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    finished_at   REAL
+);
+CREATE INDEX IF NOT EXISTS rollouts_updated ON rollouts (updated_at);
+
+-- Each device of a rollout: its wave (0 is the canary), its state there and its push.
+CREATE TABLE IF NOT EXISTS rollout_devices (
+    rollout_id INTEGER NOT NULL REFERENCES rollouts (id),
+    device     TEXT NOT NULL,
+    wave       INTEGER NOT NULL,
+    position   INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    push_id    INTEGER REFERENCES pushes (id),
+    detail     TEXT,
+    waiting_since REAL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (rollout_id, device)
+);
+
 -- A push sends one file, or several as one bundle (push_files, in stream order), and may
 -- delete files on the device. The first file is also named here, for lists. A NULL
 -- file_sha256 (here and in push_files) is a delete of `target`.

@@ -79,6 +79,11 @@ class NewPush(_Body):
         return self
 
 
+class DeviceTags(_Body):
+    """PUT /api/devices/NAME/tags (the naming rules: devices.check_tags)"""
+    tags: List[_text(32, 1)] = Field(max_length=16)
+
+
 class _Query(BaseModel):
     # numbers come as text: converted (not strict), but finite and bounded; a parameter
     # nobody reads (a cache buster) is let be
