@@ -10,6 +10,8 @@ from . import assets, config, db, extension
 from .devices import Registry
 from .filestore import FileStore
 from .push.service import PushService
+from .releases import Releases
+from .rollout.service import RolloutService
 from .schemas import SQLITE_MAX
 
 
@@ -46,13 +48,15 @@ def create_app(test_config=None):
     db.init_db(app.config["OTA_DATABASE"])
     registry = Registry(app.config["OTA_HEARTBEAT_MISSES"])
     store = FileStore(app.config["OTA_FILE_STORE"], app.config["OTA_MAX_UPLOAD"])
-    app.extensions[extension.KEY] = extension.DccOta(registry, store,
-                                                     PushService(app, registry, store))
+    pushes = PushService(app, registry, store)
+    releases = Releases(store)
+    app.extensions[extension.KEY] = extension.DccOta(
+        registry, store, pushes, releases, RolloutService(app, registry, releases, pushes))
 
-    from . import api, auth, cli, errors, formatting, pages
+    from . import api, auth, cli, errors, fleet_api, formatting, pages  # noqa: F401
     app.url_map.converters["int"] = _RowId  # before any route is added
     auth.init_app(app)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(api.bp)  # with fleet_api's routes nested in it
     app.register_blueprint(pages.bp)
     errors.init_app(app)
     formatting.init_app(app)

@@ -12,11 +12,12 @@ from .bus import BusError
 from .db import get_db
 from .errors import json_error
 from .devices import NotForgettable, UnknownDevice
-from .filestore import FileTooLarge
+from .filestore import FileInUse, FileTooLarge
 from .names import BadName, check_device_name, is_device_name
 from .payloads import loads
 from .push.service import NotRunning, PushRejected
 from .push.store import find_pushes, get_push
+from .targets import NoDevices, Pick, pick
 from .schemas import BadInput, DeviceTags, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
 
 MAX_COMMAND = 512
@@ -27,7 +28,7 @@ CURSOR_OVERLAP = 1.0
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-def _json_body():
+def json_body():
     """The request's JSON body (any JSON type), None when it is not sent as JSON; BadInput when
     it is not strict JSON (payloads.loads: too deep, NaN, a key twice, a lone surrogate)."""
     if not request.is_json:
@@ -76,9 +77,10 @@ def devices():
     now = time.time()
     since = _query(DevicesQuery).since
     registry = extension.of().registry
-    found = registry.all(get_db(), now) if since is None else registry.changed(get_db(), since, now)
+    db = get_db()
+    found = registry.all(db, now) if since is None else registry.changed(db, since, now)
     gone = [] if since is None else registry.forgotten_since(get_db(), since)
-    return jsonify(devices=[d.to_dict() for d in found], forgotten=gone,
+    return jsonify(devices=[_device_dict(db, d) for d in found], forgotten=gone,
                    cursor=now - CURSOR_OVERLAP)
 
 
@@ -97,7 +99,7 @@ def forget_device(name):
 @bp.put("/devices/<name>/tags")
 def set_device_tags(name):
     """Give a device exactly these tags: {"tags": ["kitchen", "lamp"]}."""
-    body = parse(DeviceTags, _json_body())
+    body = parse(DeviceTags, json_body())
     try:
         tags = extension.of().registry.set_tags(get_db(), name, body.tags)
     except UnknownDevice as exc:
@@ -116,7 +118,7 @@ def tags():
 @bp.post("/devices")
 def add_device():
     """Make a device's secret key; answers the settings.json to put on the board."""
-    body = parse(NewDevice, _json_body())
+    body = parse(NewDevice, json_body())
     name = body.name
     try:
         keys.device_broker(current_app)  # before the key: no settings.json it cannot use
@@ -141,7 +143,13 @@ def device(name):
     d = extension.of().registry.get(get_db(), name)
     if d is None:
         return json_error(404, "not_found", "no device named %r has sent a heartbeat" % name)
-    return jsonify(d.to_dict())
+    return jsonify(_device_dict(get_db(), d))
+
+
+def _device_dict(db, device):
+    """A device as the API shows it: with `release`, the release it runs ("modified" when
+    none; None when there are no releases)."""
+    return dict(device.to_dict(), release=extension.of().releases.running(db, device.files))
 
 
 @bp.post("/devices/<name>/plugins/<plugin>")
@@ -149,7 +157,7 @@ def plugin_command(name, plugin):
     """Send a command to a plugin: the JSON body goes to NAME/PLUGIN/set as it is."""
     if not (is_device_name(name) and is_device_name(plugin)):
         return json_error(400, "bad_name", "device and plugin names are letters, digits, _ and -")
-    body = _json_body()
+    body = json_body()
     if not isinstance(body, dict) or not body:
         return json_error(400, "bad_request", 'send a JSON object, e.g. {"led": false}')
     payload = json.dumps(body, separators=(",", ":"))
@@ -172,7 +180,11 @@ def files():
 
 @bp.delete("/files/<sha256>")
 def delete_file(sha256):
-    if not extension.of().store.delete(get_db(), sha256.lower()):
+    try:
+        deleted = extension.of().store.delete(get_db(), sha256.lower())
+    except FileInUse as exc:
+        return json_error(409, "in_use", str(exc))
+    if not deleted:
         return json_error(404, "not_found", "no stored file %s" % sha256)
     return "", 204
 
@@ -214,27 +226,44 @@ def push(push_id):
 
 @bp.post("/pushes")
 def create_push():
-    """One push per device. `file` (one) or `files` (a bundle); `as` renames one file;
+    """One push per device picked (`devices`, `tags`, `all_online`; `only_needing` drops those
+    that list these files already). `file` (one) or `files` (a bundle); `as` renames one file;
     `delete` names files to delete on the device in the same update; `force` allows
     replacing the safe-boot code and deleting the runtime; `mpy` sends each .py precompiled
     as NAME.mpy."""
     usage = ('send JSON {"files": ["<sha256>", ...], "devices": ["name"]} or '
              '{"file": "<sha256>", "as": "main.py", "devices": ["name"]}, optionally with '
              '"delete": ["name on the device", ...]')
-    body = parse(NewPush, _json_body())
+    body = parse(NewPush, json_body())
     files = body.files if body.files is not None else [body.file] if body.file else []
     delete, force = body.delete, body.force
     if not files and not delete:
         return json_error(400, "bad_request", usage)
     devices = body.devices or ([body.device] if body.device else [])
-    if not devices:
-        return json_error(400, "bad_request", "name at least one device in 'devices'")
+    how = Pick(tuple(devices), tuple(body.tags), body.all_online, body.only_needing,
+               _wants(files, body.as_))
+    if not how:
+        return json_error(400, "bad_request", "pick devices: 'devices', 'tags' or "
+                                              "'all_online'")
+    try:
+        devices = pick(get_db(), extension.of().registry, how)
+    except BadName as exc:
+        return json_error(400, "rejected", str(exc))
+    except NoDevices as exc:
+        return json_error(400, "no_devices", str(exc))
     try:
         ids = extension.of().pushes.create_many(get_db(), devices, files, body.as_, force, delete,
                                                 body.mpy)
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202
+
+
+def _wants(refs, name):
+    """{target: sha1} of the files a push names (those that are stored), for only_needing."""
+    store, db = extension.of().store, get_db()
+    found = [store.find(db, ref) for ref in refs]
+    return {name or f.name: f.sha1 for f in found if f is not None}
 
 
 @bp.post("/pushes/<int:push_id>/cancel")

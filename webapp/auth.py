@@ -32,6 +32,11 @@ TOKEN_ENDPOINTS = frozenset((
     "api.health", "api.devices", "api.device", "api.plugin_command",
     "api.files", "api.upload", "api.delete_file",
     "api.pushes", "api.push", "api.create_push", "api.cancel_push", "api.retry_push",
+    "api.set_device_tags", "api.tags",
+    "api.fleet.releases", "api.fleet.release", "api.fleet.create_release",
+    "api.fleet.delete_release", "api.fleet.rollouts", "api.fleet.rollout",
+    "api.fleet.create_rollout", "api.fleet.pause_rollout", "api.fleet.resume_rollout",
+    "api.fleet.cancel_rollout",
 ))
 # No inline script anywhere: every script is a file under /static.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -68,7 +73,7 @@ def _guard():
             return None  # no such route (a 404 follows), or a public file
         if request.endpoint not in TOKEN_ENDPOINTS:
             return json_error(403, "not_for_tokens", "an API token may use the API for files, "
-                                                     "pushes and devices only (docs/security.md)"
+                                                     "pushes, devices, releases and rollouts only (docs/security.md)"
                                                      ": log in to manage tokens, the account "
                                                      "or device keys")
         return None

@@ -30,6 +30,19 @@ def close_db(_exc=None):
         db.close()
 
 
+@contextlib.contextmanager
+def transaction(conn):
+    """One write transaction (BEGIN IMMEDIATE: it waits for other writers up front, instead
+    of failing half-way): committed at the end of the block, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def init_db(path):
     """Make a new database with the latest tables, or bring an older one up to date: every
     migration numbered above its `PRAGMA user_version` runs, in order, then the version is

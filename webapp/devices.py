@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from .board_tools import MpyFormat
+from .db import transaction
 from .payloads import load_object
 from .schemas import HeartbeatDoc, parse
 
@@ -212,8 +213,7 @@ class Registry:
         no device of that name was heard from; ValueError when a tag breaks the rules."""
         tags = check_tags(tags)
         now = time.time() if now is None else now
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             # updated_at: open pages get the change through the live list's cursor
             if db.execute("UPDATE devices SET updated_at = ? WHERE name = ?",
                           (now, name)).rowcount == 0:
@@ -221,10 +221,6 @@ class Registry:
             db.execute("DELETE FROM device_tags WHERE device = ?", (name,))
             db.executemany("INSERT INTO device_tags (device, tag) VALUES (?, ?)",
                            [(name, t) for t in tags])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return tags
 
     def all_tags(self, db):

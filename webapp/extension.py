@@ -8,19 +8,23 @@ from flask import current_app
 from .devices import Registry
 from .filestore import FileStore
 from .push.service import PushService
+from .releases import Releases
+from .rollout.service import RolloutService
 
 KEY = "dcc_ota"
 
 
 @dataclass
 class DccOta:
-    """registry, store and pushes are made with the app; services (services.Services: the
+    """registry, store, pushes, releases and rollouts are made with the app; services (services.Services: the
     broker and the bus, which start the pushes) only once started in this process
     (services.start_services), else None."""
 
     registry: Registry
     store: FileStore
     pushes: PushService
+    releases: Releases
+    rollouts: RolloutService
     services: Optional["Services"] = None  # noqa: F821 (services.py imports this module)
 
 

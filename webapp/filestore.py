@@ -20,6 +20,10 @@ class NoSpace(Exception):
     """The disk of the file store, or of the database, is full; nothing was stored."""
 
 
+class FileInUse(Exception):
+    """A release holds the file: it stays while the release does."""
+
+
 @dataclass(frozen=True)
 class StoredFile:
     sha256: str
@@ -159,7 +163,14 @@ class FileStore:
         return [StoredFile.from_row(r) for r in rows]
 
     def delete(self, db, sha256):
-        """Remove the bytes; the row stays (marked deleted) for the push history."""
+        """Remove the bytes; the row stays (marked deleted) for the push history. FileInUse
+        when a release holds the file (a release never changes)."""
+        held = [r[0] for r in db.execute(
+            "SELECT DISTINCT r.name FROM release_files f JOIN releases r ON r.id = f.release_id"
+            " WHERE f.file_sha256 = ? ORDER BY r.name", (sha256,))]
+        if held:
+            raise FileInUse("release %s holds this file; delete the release first"
+                            % ", ".join(held))
         cur = db.execute("UPDATE files SET deleted_at = ? WHERE sha256 = ? AND deleted_at IS NULL",
                          (time.time(), sha256))
         if cur.rowcount:

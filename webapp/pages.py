@@ -8,7 +8,7 @@ from . import board_tools, extension, keys
 from .auth import holds_secret
 from .db import get_db
 from .devices import NotForgettable
-from .filestore import FileTooLarge, NoSpace
+from .filestore import FileInUse, FileTooLarge, NoSpace
 from .manifest import PROTECTED, runtime_files
 from .names import BadName, check_device_name
 from .push import store
@@ -124,7 +124,12 @@ def upload():
 @bp.post("/files/<sha256>/delete")
 def delete_file(sha256):
     f = extension.of().store.get(get_db(), sha256)
-    if f is None or not extension.of().store.delete(get_db(), sha256):
+    try:
+        deleted = f is not None and extension.of().store.delete(get_db(), sha256)
+    except FileInUse as exc:
+        flash("Not deleted: %s." % exc, "error")
+        return redirect(url_for(".files"))
+    if not deleted:
         flash("That file is already gone.", "error")
     else:
         flash("Deleted %s." % f.name, "ok")

@@ -87,17 +87,20 @@ CREATE TABLE IF NOT EXISTS rollouts (
     -- done and failed then
     base_done     INTEGER NOT NULL DEFAULT 0,
     base_failed   INTEGER NOT NULL DEFAULT 0,
+    -- 1 once the canary wave came back healthy and the rollout went on past it
+    canary_passed INTEGER NOT NULL DEFAULT 0,
     created_at    REAL NOT NULL,
     updated_at    REAL NOT NULL,
     finished_at   REAL
 );
 CREATE INDEX IF NOT EXISTS rollouts_updated ON rollouts (updated_at);
 
--- Each device of a rollout: its wave (0 is the canary), its state there and its push.
+-- Each device of a rollout: its wave (0 is the canary; NULL: it ran the release already when
+-- the rollout was made), its state there, its push, since when it is waited for (offline).
 CREATE TABLE IF NOT EXISTS rollout_devices (
     rollout_id INTEGER NOT NULL REFERENCES rollouts (id),
     device     TEXT NOT NULL,
-    wave       INTEGER NOT NULL,
+    wave       INTEGER,
     position   INTEGER NOT NULL,
     state      TEXT NOT NULL,
     push_id    INTEGER REFERENCES pushes (id),

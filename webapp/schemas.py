@@ -65,6 +65,9 @@ class NewPush(_Body):
     delete: List[Name] = Field(default_factory=list, max_length=64)
     force: StrictBool = False
     mpy: StrictBool = False  # each .py as NAME.mpy, precompiled for the device
+    tags: List[_text(32, 1)] = Field(default_factory=list, max_length=16)
+    all_online: StrictBool = False
+    only_needing: StrictBool = False  # skip the devices that list these files already
 
     @model_validator(mode="after")
     def _one_way_each(self):
@@ -77,6 +80,29 @@ class NewPush(_Body):
             if self.devices.count(name) > 1:
                 raise ValueError("%s is named twice in 'devices'" % name)
         return self
+
+
+class NewRelease(_Body):
+    """POST /api/releases as JSON: stored files under their names on the device."""
+    name: Name
+    files: Dict[_text(64, 1), Name] = Field(max_length=8)
+    delete_extra: StrictBool = False
+
+
+class NewRollout(_Body):
+    """POST /api/rollouts: a release, the devices (names, tags, every online one), and how it
+    goes (rollout/store.Settings; threshold in percent here)."""
+    release: Name
+    devices: List[Name] = Field(default_factory=list, max_length=5000)
+    tags: List[_text(32, 1)] = Field(default_factory=list, max_length=16)
+    all_online: StrictBool = False
+    canary: Annotated[StrictInt, Field(ge=0, le=100)] = 1
+    wave_size: Annotated[StrictInt, Field(ge=1, le=5000)] = 10
+    concurrency: Annotated[StrictInt, Field(ge=1, le=64)] = 4
+    threshold: Annotated[Union[StrictInt, StrictFloat], Field(ge=0, le=100)] = 20
+    auto_continue: StrictBool = False
+    offline_wait: Optional[Annotated[Union[StrictInt, StrictFloat],
+                                     Field(ge=0, le=30 * 24 * 3600)]] = None
 
 
 class DeviceTags(_Body):

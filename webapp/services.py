@@ -34,7 +34,7 @@ class Services:
         ext = extension.of(app)
         self.app = app
         self.role = role
-        self.registry, self.pushes = ext.registry, ext.pushes
+        self.registry, self.pushes, self.rollouts = ext.registry, ext.pushes, ext.rollouts
         self.broker = None
         # No two processes may share a client id: the broker would drop one for the other.
         client_id = app.config.get("MQTT_CLIENT_ID") or "dcc-ota-%s-%s" % (role, socket.gethostname())
@@ -55,9 +55,12 @@ class Services:
         if self.role == "server":
             with self.app.app_context():
                 self.pushes.resume(get_db())
+            self.rollouts.start()  # after the resume: rollouts follow the pushes it adopted
         return self
 
     def stop(self):
+        if self.role == "server":
+            self.rollouts.stop()
         self.pushes.stop()
         self.bus.stop()
         if self.broker:

@@ -25,6 +25,9 @@ class Planner:
                 raise BadPayload("a new name on the device is for a push of one file")
             items = []
             for ref in files:
+                if isinstance(ref, Item):  # a file under its name on the device (a release)
+                    items.append(ref)
+                    continue
                 stored = self.store.find(db, ref) if isinstance(ref, str) else ref
                 if stored is None:
                     raise BadPayload("no stored file matches %r" % ref)

@@ -142,6 +142,12 @@ class PushRun:
                 kind, msg = self._events.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise _Deadline() from None
+            if kind == "cancel" and self.delivered:
+                # it came as the last bytes went: too late to cancel, the device decides;
+                # a process that stops leaves the push to the next one
+                if self.service.stopping:
+                    raise _Abandoned()
+                continue
             if kind == "cancel":
                 raise PushFailed(*self.cancelled)
             if kind == "abandon":

@@ -58,6 +58,7 @@ class PushService:
         self._unrecorded = set()  # ids whose run ended here without recording the end
         self._keeper = None
         self._adopt_orphans = False
+        self._on_end = []  # callables, called (no arguments) when a run here ends
         self.planner = Planner(store_, registry)
 
     # -- making pushes -----------------------------------------------------------------------
@@ -65,7 +66,8 @@ class PushService:
     def create(self, db, device, files, name=None, force=False, delete=(), mpy=False):
         """Queue a push to `device`; returns its id.
 
-        `files` is a list of stored files or references to them (a hash prefix or a name):
+        `files` is a list of stored files, references to them (a hash prefix or a name), or
+        manifest.Items (a stored file under its name on the device):
         several go as one bundle, each under its own name; `name` renames a single file on
         the device; `delete` names files the same update deletes there (journaled like a
         replace: all or none); `mpy` sends each .py (but boot.py and main.py) as NAME.mpy,
@@ -216,6 +218,11 @@ class PushService:
         self._stopping.clear()
         return self
 
+    @property
+    def stopping(self):
+        """Whether this process is stopping its runs (stop())."""
+        return self._stopping.is_set()
+
     def stop(self):
         """Stop every run of this process: a delivered push is left as it is (the device
         decides; the next server reconciles it), any other ends `server stopped`."""
@@ -227,6 +234,11 @@ class PushService:
                 self.cancel(push_id, "server stopped", "the server shut down during the push")
         for thread in self._threads:
             thread.join(5)
+
+    def on_end(self, callback):
+        """Call `callback()` whenever a push run by this process ends (rollouts go on at
+        once instead of at their next round)."""
+        self._on_end.append(callback)
 
     def owner_gone(self, owner):
         """Whether the process that owned a push is known to be gone: no owner, an earlier
@@ -294,6 +306,8 @@ class PushService:
                     self._runs.pop(run.id, None)
                 run.finished.set()
                 log.info("push %d to %s ended", run.id, run.device)
+                for callback in self._on_end:
+                    callback()
 
     @contextlib.contextmanager
     def _turn(self, run):

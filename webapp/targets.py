@@ -1,0 +1,63 @@
+"""Picking devices: by name, by tag, every online device, and of those only the ones that do
+not have a file set already. Every place that picks devices (the push form, the API, the CLI,
+rollouts) goes through pick()."""
+from dataclasses import dataclass, field
+
+from .names import check_device_name
+
+
+class NoDevices(ValueError):
+    """The pick matched no device; the message says what was asked."""
+
+
+@dataclass(frozen=True)
+class Pick:
+    """devices: names; tags: any device carrying one of them; all_online: every device online
+    now; only_needing: drop the devices whose heartbeat lists every file of the set already
+    (with the same SHA-1)."""
+
+    devices: tuple = ()
+    tags: tuple = ()
+    all_online: bool = False
+    only_needing: bool = False
+    wants: dict = field(default_factory=dict)  # {target: sha1} of the set, for only_needing
+
+    def __bool__(self):
+        return bool(self.devices or self.tags or self.all_online)
+
+
+def has_all(device, wants):
+    """Whether `device` (devices.Device) lists every {target: sha1} of `wants`."""
+    return all(device.files.get(target) == sha1 for target, sha1 in wants.items())
+
+
+def pick(db, registry, how):
+    """The device names `how` (a Pick) selects, in order: named ones first as given, then the
+    tagged and online ones by name. BadName for a name against the rules; NoDevices when
+    nothing is left (the message says whether all had the files already)."""
+    names = [check_device_name(n) for n in how.devices]
+    every = {d.name: d for d in registry.all(db)} if (
+        how.all_online or how.only_needing or how.tags) else {}
+    names += registry.tagged(db, how.tags)
+    if how.all_online:
+        names += [n for n, d in every.items() if d.online]
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise NoDevices("no device matches: %s" % _asked(how))
+    if how.only_needing:
+        needing = [n for n in names if n not in every or not has_all(every[n], how.wants)]
+        if not needing:
+            raise NoDevices("every device picked (%d) has these files already" % len(names))
+        names = needing
+    return names
+
+
+def _asked(how):
+    parts = []
+    if how.devices:
+        parts.append("devices %s" % ", ".join(how.devices))
+    if how.tags:
+        parts.append("tags %s" % ", ".join(how.tags))
+    if how.all_online:
+        parts.append("every online device")
+    return "; ".join(parts) or "nothing was picked"
