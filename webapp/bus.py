@@ -51,6 +51,7 @@ class Bus:
         self.refused = None  # why the broker last refused us (bad credentials...), if it did
         self._sync_topic = "dcc-ota/sync/%s" % client_id
         self._sync_waiters = {}
+        self._followed = ()  # exact status topics (follow), subscribed again on each connect
         self._mqtt = None
         self._thread_ctx = None
 
@@ -106,6 +107,19 @@ class Bus:
         if result != 0:
             raise BusError("the MQTT client could not send to %s (error %d)" % (topic, result))
 
+    def follow(self, device):
+        """Also subscribe to DEVICE/status by its exact name, for its retained heartbeat.
+
+        A broker need not deliver retained messages to a wildcard filter: RabbitMQ (3.x) sends
+        none to `+/status`, only to an exact topic. A process that has no other way to know the
+        device (the CLI without a server) follows it, then calls sync().
+        """
+        topic = "%s/status" % device
+        if topic not in self._followed:
+            self._followed += (topic,)
+            if self.connected.is_set():
+                self._mqtt.client.subscribe(topic, 0)
+
     def sync(self, timeout=5.0):
         """Wait until every message the broker sent before now (retained ones too) is handled.
 
@@ -127,7 +141,8 @@ class Bus:
             log.warning("MQTT: broker at %s refused the connection: %s", self.where(), self.refused)
             return
         self.refused = None
-        client.subscribe([(t, 0) for t in SUBSCRIPTIONS] + [(self._sync_topic, 0)])
+        client.subscribe([(t, 0) for t in SUBSCRIPTIONS + self._followed]
+                         + [(self._sync_topic, 0)])
         log.info("MQTT: connected to %s", self.where())
         self.connected.set()
 

@@ -20,7 +20,7 @@ from .db import get_db
 from .devices import NotForgettable, UnknownDevice
 from .filestore import FileTooLarge, NoSpace
 from .fleet_api import release_dicts
-from .names import BadName, check_device_name
+from .names import BadName, check_device_name, is_device_name
 from .releases import ReleaseError, folder_targets
 from .rollout.service import RolloutRejected
 from .rollout.store import Settings
@@ -47,12 +47,14 @@ def _die(code, message):
     sys.exit(code)
 
 
-def _connect(app):
+def _connect(app, device):
     services = start_services(app, role="cli")
     if not services.bus.wait_connected(5):
         stop_services(app)
         _die(EXIT_SETUP, "cannot reach the MQTT broker at %s: start the server (make run) or set "
                          "MQTT_BROKER_URL" % services.bus.where())
+    if is_device_name(device):  # (a bad name is the push's to refuse)
+        services.bus.follow(device)  # its retained heartbeat, on brokers that send none to +/status
     # Retained heartbeats arrive right after subscribing; let them land before deciding anything.
     services.bus.sync(5)
     return services
@@ -112,7 +114,7 @@ def push_command(files, device, target, mpy, force, wait, timeout, verbose):
     finally:
         for f in opened:
             f.close()
-    services = _connect(app)
+    services = _connect(app, device)
     try:
         push_id = services.pushes.create(db, device, stored, target, force, mpy=mpy)
     except PushRejected as exc:
@@ -143,7 +145,7 @@ def rm_command(names, device, force, wait, timeout, verbose):
     _quiet_logs(verbose)
     app = current_app._get_current_object()
     db = get_db()
-    services = _connect(app)
+    services = _connect(app, device)
     try:
         push_id = services.pushes.create(db, device, [], None, force, list(names))
     except PushRejected as exc:

@@ -1,4 +1,5 @@
-"""Fixtures for the server against a real mosquitto and real simulated MicroPython devices."""
+"""Fixtures for the server against a real broker (mosquitto; RabbitMQ in test_rabbitmq.py) and
+real simulated MicroPython devices."""
 import contextlib
 import os
 import secrets
@@ -8,6 +9,7 @@ import pytest
 
 from dcc_sim.launcher import SimDevice
 from tests.support.devices import MqttWatcher, heartbeat_pred
+from tests.support.rabbitmq import RabbitMQ, installed as rabbitmq_installed
 from webapp import create_app
 from webapp.services import start_services, stop_services
 
@@ -16,13 +18,13 @@ HEARTBEAT_S = 2
 FAST = {"confirm_after": 1}
 
 
-def server_config(mosquitto, tmp_path, **over):
+def server_config(broker, tmp_path, **over):
     """The settings a test server and its CLI share: same database, store and broker."""
     conf = {
         "OTA_DATABASE": str(tmp_path / "dcc-ota.sqlite"),
         "OTA_FILE_STORE": str(tmp_path / "files"),
         "MQTT_BROKER_URL": "127.0.0.1",
-        "MQTT_BROKER_PORT": mosquitto.port,
+        "MQTT_BROKER_PORT": broker.port,
         "OTA_ADVERTISE_HOST": "127.0.0.1",
         "OTA_TRANSFER_BIND": "127.0.0.1",
         "OTA_TRANSFER_TIMEOUT": 5.0,
@@ -34,6 +36,16 @@ def server_config(mosquitto, tmp_path, **over):
     return conf
 
 
+@pytest.fixture(scope="session")
+def rabbitmq():
+    """A real RabbitMQ node with its MQTT plugin on free loopback ports (issue 13: nothing may
+    depend on mosquitto's quirks), started once for the session's tests that ask for it."""
+    if not rabbitmq_installed():
+        pytest.skip("rabbitmq-server is not installed (.ci/run installs it)")
+    with RabbitMQ() as broker:
+        yield broker
+
+
 @pytest.fixture
 def unique():
     """Device ids unique to a test: the broker (and its retained messages) is shared."""
@@ -43,23 +55,30 @@ def unique():
 
 
 @pytest.fixture
-def server(mosquitto, tmp_path):
+def broker(mosquitto):
+    """The broker of `server` and `devices`: mosquitto, unless a module overrides it
+    (test_rabbitmq.py)."""
+    return mosquitto
+
+
+@pytest.fixture
+def server(broker, tmp_path):
     """The app with its services running, as in a gunicorn worker (role 'server')."""
-    app = create_app(server_config(mosquitto, tmp_path))
+    app = create_app(server_config(broker, tmp_path))
     services = start_services(app, role="server")
-    assert services.bus.wait_connected(10), "the server could not reach mosquitto"
+    assert services.bus.wait_connected(10), "the server could not reach the broker"
     yield app
     stop_services(app)
 
 
 @pytest.fixture
-def devices(mosquitto, tmp_path):
+def devices(broker, tmp_path):
     """Start simulated devices: devices(name, heap='38wK') -> a running SimDevice."""
     started = []
 
     def start(name, heap="38wK", flash=None, broker_port=None, settings=None, **kw):
         dev = SimDevice(name, flash or tmp_path / "flash" / name,
-                        broker_port=broker_port or mosquitto.port, heap=heap,
+                        broker_port=broker_port or broker.port, heap=heap,
                         heartbeat=HEARTBEAT_S, settings=dict(FAST, **(settings or {})), **kw)
         started.append(dev)
         return dev.start()
