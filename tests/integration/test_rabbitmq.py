@@ -6,6 +6,7 @@ tracks client ids across its cluster and is strict about keepalives; a push, a d
 away and a device the broker dropped must all still work through it.
 """
 import hashlib
+import io
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -17,6 +18,9 @@ from tests.support.app import finished, registered, take_offline
 from tests.support.devices import MqttWatcher, heartbeat_pred
 from tests.support.files import padded_main_py
 from tests.support.waiting import wait_until
+from webapp import extension
+from webapp.db import get_db
+from webapp.rollout.store import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -105,3 +109,29 @@ def test_the_cli_alone_learns_the_device_from_its_retained_heartbeat(devices, un
     assert "broker unreachable" not in listed.stderr
     assert [line.split()[1] for line in listed.stdout.splitlines()
             if line.startswith(name + " ")] == ["online"]
+
+
+def test_a_short_rollout_through_rabbitmq_goes_canary_first_and_ends_done(
+        server, devices, unique):
+    names = [unique("rroll") for _ in range(3)]
+    devs = {n: devices(n) for n in names}
+    for n in names:
+        registered(server, n, lambda d: d.online and "bundle" in d.features)
+    app_py = b"# through rabbitmq\nLEVEL = 3\n"
+    with server.app_context():
+        ext, db = extension.of(server), get_db()
+        stored = ext.store.save(db, io.BytesIO(app_py), "app.py")
+        ext.releases.create(db, "rabbit-1", [("app.py", stored)])
+        rid = ext.rollouts.create(db, "rabbit-1", names, Settings(
+            canary=1, wave_size=2, concurrency=2, auto_continue=True))
+
+    def ended():
+        with server.app_context():
+            shown = extension.of(server).rollouts.describe(get_db(), rid)
+        return shown if shown["state"] == "done" else None
+    shown = wait_until(ended, 90, what="the rollout through RabbitMQ")
+
+    assert {d["device"]: (d["wave"], d["state"]) for d in shown["devices"]} == {
+        names[0]: (0, "done"), names[1]: (1, "done"), names[2]: (1, "done")}
+    for dev in devs.values():
+        assert dev.read_file("app.py") == app_py
