@@ -17,7 +17,7 @@ from .names import BadName, check_device_name, is_device_name
 from .payloads import loads
 from .push.service import NotRunning, PushRejected
 from .push.store import find_pushes, get_push
-from .targets import NoDevices, Pick, pick
+from .targets import NoDevices, Pick, pick, wants_of
 from .schemas import BadInput, DeviceTags, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
 
 MAX_COMMAND = 512
@@ -241,7 +241,7 @@ def create_push():
         return json_error(400, "bad_request", usage)
     devices = body.devices or ([body.device] if body.device else [])
     how = Pick(tuple(devices), tuple(body.tags), body.all_online, body.only_needing,
-               _wants(files, body.as_))
+               wants_of(extension.of().store, get_db(), files, body.as_))
     if not how:
         return json_error(400, "bad_request", "pick devices: 'devices', 'tags' or "
                                               "'all_online'")
@@ -257,13 +257,6 @@ def create_push():
     except PushRejected as exc:
         return json_error(400, "rejected", str(exc))
     return jsonify(pushes=ids), 202
-
-
-def _wants(refs, name):
-    """{target: sha1} of the files a push names (those that are stored), for only_needing."""
-    store, db = extension.of().store, get_db()
-    found = [store.find(db, ref) for ref in refs]
-    return {name or f.name: f.sha1 for f in found if f is not None}
 
 
 @bp.post("/pushes/<int:push_id>/cancel")

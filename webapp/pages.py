@@ -8,6 +8,7 @@ from . import board_tools, extension, keys
 from .auth import holds_secret
 from .db import get_db
 from .devices import NotForgettable
+from .targets import NoDevices, Pick, pick, wants_of
 from .filestore import FileInUse, FileTooLarge, NoSpace
 from .manifest import PROTECTED, runtime_files
 from .names import BadName, check_device_name
@@ -151,6 +152,8 @@ def push_form():
                            devices=extension.of().registry.all(db),
                            chosen_files=request.args.getlist("file"),
                            chosen_devices=request.args.getlist("device"),
+                           tags=extension.of().registry.all_tags(db),
+                           chosen_tags=request.args.getlist("tag"),
                            protected=PROTECTED, mpy_made=made, mpy_release=release,
                            mpy_sizes=sizes)
 
@@ -159,14 +162,23 @@ def push_form():
 def push():
     db = get_db()
     files, devices = request.form.getlist("file"), request.form.getlist("device")
-    again = url_for(".push_form", file=files, device=devices)
-    if not files or not devices:
-        flash("Pick at least one file and one device.", "error")
+    tags = request.form.getlist("tag")
+    target = request.form.get("target", "").strip() or None
+    again = url_for(".push_form", file=files, device=devices, tag=tags)
+    if not files or not (devices or tags):
+        flash("Pick at least one file and one device or tag.", "error")
+        return redirect(again)
+    ext = extension.of()
+    try:
+        devices = pick(db, ext.registry, Pick(tuple(devices), tuple(tags), False,
+                                              request.form.get("only_needing") == "yes",
+                                              wants_of(ext.store, db, files, target)))
+    except (BadName, NoDevices) as exc:
+        flash("Not pushed: %s." % exc, "error")
         return redirect(again)
     try:
-        ids = extension.of().pushes.create_many(db, list(dict.fromkeys(devices)), files,
-                                             request.form.get("target", "").strip() or None,
-                                             request.form.get("force") == "yes",
+        ids = extension.of().pushes.create_many(db, devices, files,
+                                             target, request.form.get("force") == "yes",
                                              mpy=request.form.get("mpy") == "yes")
     except PushRejected as exc:
         flash("Not pushed: %s" % exc, "error")

@@ -31,6 +31,13 @@ def has_all(device, wants):
     return all(device.files.get(target) == sha1 for target, sha1 in wants.items())
 
 
+def wants_of(store, db, refs, name=None):
+    """{target: sha1} of the stored files `refs` name (those found), under `name` for one:
+    the file set of a push, for Pick.only_needing."""
+    found = [store.find(db, ref) for ref in refs]
+    return {name or f.name: f.sha1 for f in found if f is not None}
+
+
 def pick(db, registry, how):
     """The device names `how` (a Pick) selects, in order: named ones first as given, then the
     tagged and online ones by name. BadName for a name against the rules; NoDevices when

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark figure in one run; prints the tables, writes docs/benchmarks.md.
 
-    .venv/bin/python -m tests.bench              # all six figures, then docs/benchmarks.md
+    .venv/bin/python -m tests.bench              # every figure, then docs/benchmarks.md
     .venv/bin/python -m tests.bench --quick      # fewer repeats, prints only (a smoke run)
     .venv/bin/python -m tests.bench.heap_floor   # one figure (also peak_heap, push_latency,
                                                  # throughput, concurrent, module_heap)
@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.bench import (common, concurrent, heap_floor, module_heap, peak_heap, push_latency,
-                         throughput)
+from tests.bench import (common, concurrent, fleet_rollout, heap_floor, module_heap, peak_heap,
+                         push_latency, throughput)
 from tests.bench.table import machine
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
@@ -39,6 +39,7 @@ def main(argv=None):
         ("throughput", lambda: throughput.run(runs=3 if q else 30)),
         ("concurrent pushes", lambda: concurrent.run(runs=1 if q else 5)),
         ("module heap", lambda: module_heap.run()),
+        ("fleet rollout", lambda: fleet_rollout.run(devices=20 if q else 100)),
     ]
     for name, step in steps:
         print("== %s" % name, flush=True)
@@ -79,7 +80,7 @@ def document(figures, closing, started, wall):
         "# Benchmarks",
         "",
         "Measured on %s UTC on %s with `make bench` (`.venv/bin/python -m tests.bench`): "
-        "%.1f minutes for all six figures." % (started.strftime("%Y-%m-%d %H:%M"), machine(),
+        "%.1f minutes for every figure." % (started.strftime("%Y-%m-%d %H:%M"), machine(),
                                                 wall / 60),
         "",
         "Every comparison was measured side by side in this one run: the machine is shared and "

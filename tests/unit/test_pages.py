@@ -69,7 +69,7 @@ def test_deleting_a_file_says_so(app, client):
 def test_pushing_without_devices_or_services_explains_itself(app, client):
     sha256 = client.post("/api/files", data={"file": (io.BytesIO(b"P"), "p.py")}).json["files"][0]["sha256"]
     r = client.post("/push", data={"file": sha256}, follow_redirects=True)
-    assert b"Pick at least one file and one device." in r.data
+    assert b"Pick at least one file and one device or tag." in r.data
     r = client.post("/push", data={"file": sha256, "device": "lamp1"})
     assert r.status_code == 503 and b"not running" in r.data
 

@@ -61,3 +61,33 @@ def test_a_forgotten_device_loses_its_tags(app, client):
     beat(app, "away")
     assert client.get("/api/devices/away").json["tags"] == []
     assert client.get("/api/tags").json == {"tags": {}}
+
+
+def test_the_push_form_picks_by_tag_and_skips_devices_that_have_the_files(app, client):
+    import hashlib
+    import io
+    data = b"print('hall')\n"
+    beat(app, "lamp1", files={"app.py": hashlib.sha1(data).hexdigest()})
+    beat(app, "lamp2")
+    for name in ("lamp1", "lamp2"):
+        client.put("/api/devices/%s/tags" % name, json={"tags": ["hall"]})
+    sha256 = client.post("/api/files", data={"file": (io.BytesIO(data), "app.py")}
+                         ).json["files"][0]["sha256"]
+    page = client.get("/push").data.decode()
+    assert 'name="tag" value="hall"' in page and "(2)" in page
+
+    r = client.post("/push", data={"file": sha256, "tag": "nobody"}, follow_redirects=True)
+    assert b"Not pushed: no device matches: tags nobody." in r.data
+    r = client.post("/push", data={"file": sha256, "tag": "hall", "only_needing": "yes",
+                                   "device": "lamp1"}, follow_redirects=False)
+    # the pick leaves lamp2 alone; no push service runs in a unit test: that says so
+    assert r.status_code == 503 and b"not running" in r.data
+    r = client.post("/push", data={"file": sha256, "device": "lamp1", "only_needing": "yes"},
+                    follow_redirects=True)
+    assert b"every device picked (1) has these files already" in r.data
+    r = client.post("/api/pushes", json={"file": sha256, "tags": ["hall"], "only_needing": True,
+                                         "devices": ["lamp1"]})
+    assert r.status_code == 503  # picked lamp2; pushes do not run here
+    r = client.post("/api/pushes", json={"file": sha256, "devices": ["lamp1"],
+                                         "only_needing": True})
+    assert (r.status_code, r.json["error"]) == (400, "no_devices")
