@@ -49,7 +49,7 @@ def create_app(test_config=None):
     registry = Registry(app.config["OTA_HEARTBEAT_MISSES"])
     store = FileStore(app.config["OTA_FILE_STORE"], app.config["OTA_MAX_UPLOAD"])
     pushes = PushService(app, registry, store)
-    releases = Releases(store)
+    releases = Releases(store, registry)
     app.extensions[extension.KEY] = extension.DccOta(
         registry, store, pushes, releases, RolloutService(app, registry, releases, pushes))
 

@@ -20,8 +20,8 @@ from .db import get_db
 from .devices import NotForgettable, UnknownDevice
 from .filestore import FileTooLarge, NoSpace
 from .fleet_api import release_dicts
-from .names import BadName, check_device_name, is_device_name
-from .releases import ReleaseError, folder_targets
+from .names import BadName, check_device_name, check_target, is_device_name
+from .releases import ReleaseError
 from .rollout.service import RolloutRejected
 from .rollout.store import Settings
 from .targets import NoDevices, Pick, pick
@@ -47,14 +47,15 @@ def _die(code, message):
     sys.exit(code)
 
 
-def _connect(app, device):
+def _connect(app, devices):
     services = start_services(app, role="cli")
     if not services.bus.wait_connected(5):
         stop_services(app)
         _die(EXIT_SETUP, "cannot reach the MQTT broker at %s: start the server (make run) or set "
                          "MQTT_BROKER_URL" % services.bus.where())
-    if is_device_name(device):  # (a bad name is the push's to refuse)
-        services.bus.follow(device)  # its retained heartbeat, on brokers that send none to +/status
+    for device in devices:
+        if is_device_name(device):  # (a bad name is the push's to refuse)
+            services.bus.follow(device)  # its retained heartbeat: brokers that send none to +/status
     # Retained heartbeats arrive right after subscribing; let them land before deciding anything.
     services.bus.sync(5)
     return services
@@ -68,8 +69,11 @@ def ota():
 def _update_options(force_help):
     """The options of every command that makes an update on a device (push, rm)."""
     options = [
-        click.option("--device", "-d", required=True,
-                     help="The device id (first level of its topics)."),
+        click.option("--device", "-d", "devices", multiple=True,
+                     help="The device id (first level of its topics); repeat for more."),
+        click.option("--tag", "-t", "tags", multiple=True,
+                     help="Every device with this tag (repeat for more)."),
+        click.option("--all-online", is_flag=True, help="Every device online now."),
         click.option("--force", is_flag=True, help=force_help),
         click.option("--wait", is_flag=True, help="Wait until the device confirms the update "
                                                   "(it runs the new files); exit 0 only then."),
@@ -91,14 +95,19 @@ def _update_options(force_help):
                                      "its own name).")
 @click.option("--mpy", is_flag=True, help="Send each .py (but boot.py, main.py) as NAME.mpy, "
                                           "precompiled with mpy-cross for the device's format.")
+@click.option("--only-needing", is_flag=True, help="Leave out the devices that list these "
+              "files (same name, same SHA-1) already.")
 @_update_options("Allow replacing the safe-boot code (boot.py, safeboot.py, probation.py, "
                  "journal.py): I know.")
 @with_appcontext
-def push_command(files, device, target, mpy, force, wait, timeout, verbose):
-    """Push FILES to a device; several files go as one update (all or none).
+def push_command(files, devices, tags, all_online, target, mpy, only_needing, force, wait,
+                 timeout, verbose):
+    """Push FILES to the devices picked (-d, --tag, --all-online); several files go as one
+    update (all or none). For many devices, a release and `ota rollout` go in waves.
 
-    Exit codes: 0 sent (confirmed, with --wait), 1 the push failed, 2 a setup or usage error,
-    3 delivered to a device that sends no confirmation (the seed's firmware).
+    Exit codes: 0 sent (confirmed, with --wait), 1 a push failed, 2 a setup or usage error,
+    3 delivered to a device that sends no confirmation (the seed's firmware); with several
+    devices, the worst of them.
     """
     _quiet_logs(verbose)
     app = current_app._get_current_object()
@@ -114,16 +123,20 @@ def push_command(files, device, target, mpy, force, wait, timeout, verbose):
     finally:
         for f in opened:
             f.close()
-    services = _connect(app, device)
+    how = Pick(devices, tags, all_online, only_needing,
+               {target or s.name: s.sha1 for s in stored})
+    services = _connect(app, devices)
     try:
-        push_id = services.pushes.create(db, device, stored, target, force, mpy=mpy)
-    except PushRejected as exc:
+        devices = pick(db, extension.of(app).registry, how)
+        push_ids = services.pushes.create_many(db, devices, stored, target, force, mpy=mpy)
+    except (PushRejected, BadName, NoDevices) as exc:
         stop_services(app)
         _die(EXIT_SETUP, "cannot push: %s" % exc)
-    click.echo("push %d: %s to %s" % (push_id, ", ".join(
-        "%s (%d bytes, sha1 %s)%s" % (os.path.basename(p), s.size, s.sha1[:12],
-                                      " as %s" % target if target else "")
-        for p, s in zip(files, stored)), device))
+    said = ", ".join("%s (%d bytes, sha1 %s)%s" % (os.path.basename(p), s.size, s.sha1[:12],
+                                                    " as %s" % target if target else "")
+                     for p, s in zip(files, stored))
+    for push_id, device in zip(push_ids, devices):
+        click.echo("push %d: %s to %s" % (push_id, said, device))
     for s in stored if mpy else ():
         compiled = services.pushes.planner.compiled_size(s)
         name = target or s.name
@@ -131,7 +144,7 @@ def push_command(files, device, target, mpy, force, wait, timeout, verbose):
             click.echo("  %s precompiled as %s.mpy: %d bytes, %d %s" % (
                 name, name[:-3], compiled, abs(s.size - compiled),
                 "saved" if compiled <= s.size else "more (a tiny module's header)"))
-    _outcome(app, db, services, push_id, wait, timeout)
+    _outcome(app, db, services, push_ids, wait, timeout)
 
 
 @ota.command("rm")
@@ -139,50 +152,69 @@ def push_command(files, device, target, mpy, force, wait, timeout, verbose):
 @_update_options("Allow deleting the safe-boot code or the runtime (main.py, loader.py, "
                  "...): I know.")
 @with_appcontext
-def rm_command(names, device, force, wait, timeout, verbose):
-    """Delete NAMES (as the device lists them) on a device, as one journaled update: a
-    rollback restores them. Exit codes as for `ota push`."""
+def rm_command(names, devices, tags, all_online, force, wait, timeout, verbose):
+    """Delete NAMES (as the device lists them) on the devices picked, as one journaled update
+    each: a rollback restores them. Exit codes as for `ota push`."""
     _quiet_logs(verbose)
     app = current_app._get_current_object()
     db = get_db()
-    services = _connect(app, device)
+    services = _connect(app, devices)
     try:
-        push_id = services.pushes.create(db, device, [], None, force, list(names))
-    except PushRejected as exc:
+        devices = pick(db, extension.of(app).registry, Pick(devices, tags, all_online))
+        push_ids = services.pushes.create_many(db, devices, [], None, force, list(names))
+    except (PushRejected, BadName, NoDevices) as exc:
         stop_services(app)
         _die(EXIT_SETUP, "cannot delete: %s" % exc)
-    click.echo("push %d: delete %s on %s" % (push_id, ", ".join(names), device))
-    _outcome(app, db, services, push_id, wait, timeout)
+    for push_id, device in zip(push_ids, devices):
+        click.echo("push %d: delete %s on %s" % (push_id, ", ".join(names), device))
+    _outcome(app, db, services, push_ids, wait, timeout)
 
 
-def _outcome(app, db, services, push_id, wait, timeout):
-    """Follow a push to its end (for us), stop the services and exit with its code."""
+# the exit code of a run of several pushes is its worst: failed, then unconfirmed, then ok
+_WORST = {EXIT_OK: 0, EXIT_UNCONFIRMED: 1, EXIT_FAILED: 2}
+
+
+def _outcome(app, db, services, push_ids, wait, timeout):
+    """Follow the pushes to their end (for us), one after the other (they run at once), stop
+    the services and exit with the worst code."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    codes = []
     try:
-        state, reason, detail = _follow(db, services, push_id, wait, timeout)
+        for push_id in push_ids:
+            if len(push_ids) > 1:
+                click.echo("push %d to %s:" % (push_id, store.head(db, push_id)["device"]))
+            codes.append(_said(*_follow(db, services, push_id, wait, timeout, deadline)))
     finally:
         stop_services(app)
+    sys.exit(max(codes, key=_WORST.get))
+
+
+def _said(state, reason, detail):
+    """Print a push's outcome; its exit code."""
     if state == State.DONE:
         click.echo("done: %s" % detail)
-        sys.exit(EXIT_OK)
+        return EXIT_OK
     if state == State.SENT:
         click.echo("sent; not waiting for the device's confirmation (use --wait; a running "
                    "server records it)")
-        sys.exit(EXIT_OK)
+        return EXIT_OK
     if state == GAVE_UP:
         click.echo("delivered, unconfirmed: %s; the device has the whole update and confirms "
                    "or rolls it back by itself (a running server records which)" % detail,
                    err=True)
-        sys.exit(EXIT_UNCONFIRMED)
+        return EXIT_UNCONFIRMED
     if state == State.UNCONFIRMED:
         click.echo("delivered, unconfirmed: %s" % detail, err=True)
-        sys.exit(EXIT_UNCONFIRMED)
-    _die(EXIT_FAILED, "push failed: %s" % ("%s: %s" % (reason, detail) if detail else reason))
+        return EXIT_UNCONFIRMED
+    click.echo("push failed: %s" % ("%s: %s" % (reason, detail) if detail else reason),
+               err=True)
+    return EXIT_FAILED
 
 
-def _follow(db, services, push_id, wait, timeout):
-    """Print each step as it happens; return (state, reason, detail) when it is over for us."""
+def _follow(db, services, push_id, wait, timeout, deadline):
+    """Print each step as it happens; return (state, reason, detail) when it is over for us
+    (`deadline`: time.monotonic() when --timeout `timeout` runs out, or None)."""
     start = store.head(db, push_id)["created_at"]
-    deadline = None if timeout is None else time.monotonic() + timeout
     shown = 0
     while True:
         for shown, at, label, _kind, detail in store.events_after(db, push_id, shown):
@@ -437,7 +469,7 @@ def release_create_command(name, folder, delete_extra):
         paths += [os.path.relpath(os.path.join(root, f), folder) for f in sorted(files)
                   if not f.startswith(".")]
     try:
-        targets = folder_targets(paths) if paths else []
+        targets = [check_target(p.replace(os.sep, "/")) for p in paths]  # FOLDER is the root
         opened = [open(os.path.join(folder, p), "rb") for p in paths]
         try:
             stored = ext.store.save_all(db, [(f, t.rpartition("/")[2])

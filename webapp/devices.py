@@ -223,6 +223,11 @@ class Registry:
                            [(name, t) for t in tags])
         return tags
 
+    def touch_all(self, db, now=None):
+        """Every device changed now, for the live list's cursor: what a device shows that
+        is not its own (the release it runs) changed."""
+        db.execute("UPDATE devices SET updated_at = ?", (time.time() if now is None else now,))
+
     def all_tags(self, db):
         """{tag: number of devices}, for pickers and filters."""
         return dict(db.execute("SELECT tag, COUNT(*) FROM device_tags WHERE device IN"

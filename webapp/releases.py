@@ -80,10 +80,11 @@ class Release:
 
 
 class Releases:
-    """The releases in the database, with the file store that holds their bytes."""
+    """The releases in the database, with the file store that holds their bytes and the
+    registry (a new or deleted release changes what devices show: Registry.touch_all)."""
 
-    def __init__(self, store_):
-        self.store = store_
+    def __init__(self, store_, registry):
+        self.store, self.registry = store_, registry
         self._cache = (None, [])  # (MAX(id), COUNT(*)) -> [Release], newest first
 
     def create(self, db, name, files, delete_extra=False):
@@ -119,6 +120,7 @@ class Releases:
                 (name, int(delete_extra), now)).lastrowid
             db.executemany("INSERT INTO release_files (release_id, target, file_sha256)"
                            " VALUES (?,?,?)", [(release_id, t, f.sha256) for t, f in files])
+            self.registry.touch_all(db)
         return self.get(db, name)
 
     def all(self, db):
@@ -151,8 +153,10 @@ class Releases:
         if used:
             raise ReleaseError("%d rollout(s) took %s: their history names it, so it stays"
                                % (used, name))
-        db.execute("DELETE FROM release_files WHERE release_id = ?", (release.id,))
-        db.execute("DELETE FROM releases WHERE id = ?", (release.id,))
+        with transaction(db):
+            db.execute("DELETE FROM release_files WHERE release_id = ?", (release.id,))
+            db.execute("DELETE FROM releases WHERE id = ?", (release.id,))
+            self.registry.touch_all(db)
         return release
 
     def running(self, db, device_files):

@@ -42,6 +42,8 @@ def pick(db, registry, how):
     """The device names `how` (a Pick) selects, in order: named ones first as given, then the
     tagged and online ones by name. BadName for a name against the rules; NoDevices when
     nothing is left (the message says whether all had the files already)."""
+    if not how:
+        raise NoDevices("no devices picked: name devices or tags, or pick every online device")
     names = [check_device_name(n) for n in how.devices]
     every = {d.name: d for d in registry.all(db)} if (
         how.all_online or how.only_needing or how.tags) else {}
@@ -67,4 +69,4 @@ def _asked(how):
         parts.append("tags %s" % ", ".join(how.tags))
     if how.all_online:
         parts.append("every online device")
-    return "; ".join(parts) or "nothing was picked"
+    return "; ".join(parts)

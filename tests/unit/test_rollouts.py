@@ -215,7 +215,7 @@ def test_a_rollout_picks_by_tag_and_refuses_what_it_cannot_do(app, fleet, client
     for body, message in (
             ({"release": "nope", "devices": ["d01"]}, "no release named nope"),
             ({"release": "v2", "tags": ["nobody"]}, "no device matches: tags nobody"),
-            ({"release": "v2"}, "no device matches: nothing was picked"),
+            ({"release": "v2"}, "no devices picked: name devices or tags"),
             ({"release": "v2", "devices": ["bad name"]}, "device names are")):
         r = client.post("/api/rollouts", json=body)
         assert r.status_code == 400 and message in r.json["message"], r.json

@@ -1,0 +1,108 @@
+"""Issue 13 from a shell: `ota release create/list/delete` and `ota rollout
+start/list/show/pause/resume/cancel` (the server runs rollouts; the CLI writes them), and
+every package of webapp/ in the wheel."""
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from tests.unit.test_pages import beat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ota(app, *args):
+    return app.test_cli_runner().invoke(args=["ota"] + list(args))
+
+
+def test_a_release_is_made_from_a_folder_listed_and_deleted(app, tmp_path):
+    folder = tmp_path / "lamp-v2"
+    (folder / "lib").mkdir(parents=True)
+    (folder / "main.py").write_bytes(b"import lib.util\n")
+    (folder / "lib" / "util.py").write_bytes(b"X = 1\n")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD").write_bytes(b"ref\n")
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\0")
+    beat(app, "lamp1", files={"main.py": hashlib.sha1(b"import lib.util\n").hexdigest(),
+                              "lib/util.py": hashlib.sha1(b"X = 1\n").hexdigest()})
+
+    r = ota(app, "release", "create", "lamp-2", str(folder), "--delete-extra")
+    assert r.exit_code == 0, r.output
+    assert r.output == "release lamp-2: lib/util.py, main.py (deletes what it does not hold)\n"
+    r = ota(app, "release", "list")
+    assert re.search(r"lamp-2\s+2 files\s+1 devices run it\s+\(deletes extra files\)", r.output)
+    again = ota(app, "release", "create", "lamp-2", str(folder))
+    assert again.exit_code == 2 and "releases never change" in again.output
+
+    r = ota(app, "release", "delete", "lamp-2")
+    assert r.exit_code == 0 and "deleted release lamp-2" in r.output
+    assert "no releases yet" in ota(app, "release", "list").output
+    r = ota(app, "release", "delete", "lamp-2")
+    assert r.exit_code == 2 and "no release named lamp-2" in r.output
+
+
+def test_a_release_refuses_a_folder_it_cannot_place(app, tmp_path):
+    deep = tmp_path / "deep" / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "x.py").write_bytes(b"1\n")
+    r = ota(app, "release", "create", "deep", str(tmp_path / "deep"))
+    assert r.exit_code == 2 and "one sub-folder at most" in r.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = ota(app, "release", "create", "empty", str(empty))
+    assert r.exit_code == 2 and "at least one file" in r.output
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    (boot / "boot.py").write_bytes(b"pass\n")
+    r = ota(app, "release", "create", "boot", str(boot))
+    assert r.exit_code == 2 and "safe-boot code" in r.output
+    assert "no releases yet" in ota(app, "release", "list").output
+
+
+def test_a_rollout_is_started_shown_steered_and_refused_from_the_cli(app, tmp_path):
+    folder = tmp_path / "v2"
+    folder.mkdir()
+    (folder / "app.py").write_bytes(b"LEVEL = 2\n")
+    ota(app, "release", "create", "v2", str(folder))
+    for name in ("a1", "a2", "a3"):
+        beat(app, name)
+    ota(app, "tag", "a2", "hall")
+    ota(app, "tag", "a3", "hall")
+
+    r = ota(app, "rollout", "start", "v2", "-d", "a1", "--tag", "hall", "--wave-size", "2")
+    assert r.exit_code == 0, r.output
+    assert r.output == ("rollout 1 of v2: 3 devices (0 run it already); after the canary: "
+                        "ota rollout resume 1\n")
+    shown = json.loads(ota(app, "rollout", "show", "1", "--json").output)
+    assert [(d["device"], d["wave"]) for d in shown["devices"]] == [("a1", 0), ("a2", 1),
+                                                                   ("a3", 1)]
+    assert shown["settings"]["threshold"] == 0.2 and shown["settings"]["concurrency"] == 4
+    table = ota(app, "rollout", "show", "1").output
+    assert "rollout 1 of v2: running" in table and re.search(r"canary\s+a1\s+pending", table)
+
+    assert ota(app, "rollout", "pause", "1").output == (
+        "rollout 1 paused: pushes going finish, no new ones start\n")
+    r = ota(app, "rollout", "pause", "1")
+    assert r.exit_code == 2 and "rollout 1 is not running" in r.output
+    assert ota(app, "rollout", "resume", "1").output == "rollout 1 goes on\n"
+    assert ota(app, "rollout", "cancel", "1").output == "rollout 1 cancelled\n"
+    assert re.search(r"1\s+v2\s+cancelled\s+3/3 finished, 0 failed",
+                     ota(app, "rollout", "list").output)
+    for args, message in ((["start", "v9", "-d", "a1"], "no release named v9"),
+                          (["start", "v2", "--tag", "nobody"], "no device matches"),
+                          (["start", "v2"], "no devices picked"),
+                          (["show", "7"], "no rollout 7"),
+                          (["resume", "7"], "no rollout 7")):
+        r = ota(app, "rollout", *args)
+        assert r.exit_code == 2 and message in r.output, (args, r.output)
+    r = ota(app, "rollout", "start", "v2", "-d", "a1", "--threshold", "120")
+    assert r.exit_code == 2 and "120" in r.output
+
+
+def test_every_package_of_webapp_goes_into_the_wheel():
+    listed = re.search(r"^packages = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(),
+                       re.S | re.M).group(1)
+    packages = set(re.findall(r'"([^"]+)"', listed))
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.glob("webapp/**/__init__.py")}
+    assert found - packages == set()
