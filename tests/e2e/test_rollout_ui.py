@@ -1,13 +1,10 @@
 """What a person does to roll a release out in the browser: a folder becomes a release, a
 rollout to three devices stops after its canary for a go, and after the go every device runs
 the release (real gunicorn, mosquitto, simulated devices and Chromium)."""
-import secrets
-
 import pytest
 from selenium.webdriver.common.by import By
 
-from dcc_sim.launcher import SimDevice
-from tests.e2e.conftest import wait
+from tests.e2e.conftest import started_sims, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -18,11 +15,8 @@ FILES = {"lamp_level.py": b"# the lamp's level, v2\nLEVEL = 2\n",
 @pytest.fixture(scope="module")
 def fleet(mosquitto, tmp_path_factory):
     """Three simulated devices with names unique to this module."""
-    root = tmp_path_factory.mktemp("fleet")
-    tag = secrets.token_hex(2)
-    devices = [SimDevice("%s-%s" % (name, tag), root / name, broker_port=mosquitto.port,
-                         heartbeat=2, settings={"confirm_after": 1}).start()
-               for name in ("desk", "shelf", "attic")]
+    devices = started_sims(mosquitto, tmp_path_factory.mktemp("fleet"),
+                           ("desk", "shelf", "attic"))
     yield devices
     for dev in devices:
         dev.stop()
