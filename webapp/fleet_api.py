@@ -43,45 +43,68 @@ def release(name):
     return jsonify(found.to_dict())
 
 
+class UploadRefused(Exception):
+    """A folder's upload made no release: its `status`, `error` and message say why."""
+
+    def __init__(self, status, error, message):
+        super().__init__(message)
+        self.status, self.error = status, error
+
+
+def release_from_folder(db, name, delete_extra, uploads, paths=()):
+    """A new release `name` of a folder's files: `uploads` (FileStorage), `paths` their
+    paths in the folder ("lamp-v2/lib/x.py"; none: their file names). The API's and the
+    page's; UploadRefused says why not."""
+    ext = extension.of()
+    uploads = [u for u in uploads if u.filename]
+    if not uploads:
+        raise UploadRefused(400, "no_file", "send the folder's files in multipart fields "
+                                            "named 'file'")
+    if paths and len(paths) != len(uploads):
+        raise UploadRefused(400, "bad_request", "send one 'path' per 'file', or none")
+    try:
+        targets = folder_targets(paths or [u.filename for u in uploads])
+        # a display name for the store: the file's own name
+        stored = ext.store.save_all(db, [(u.stream, check_display_name(t.rpartition("/")[2]))
+                                         for u, t in zip(uploads, targets)])
+        return ext.releases.create(db, name, list(zip(targets, stored)), delete_extra)
+    except (BadName, ReleaseError) as exc:
+        raise UploadRefused(400, "rejected", "no release was made: %s" % exc) from None
+    except FileTooLarge as exc:
+        raise UploadRefused(413, "too_large", "no release was made: %s" % exc) from None
+    except NoSpace as exc:
+        raise UploadRefused(507, "no_space", "no release was made: %s" % exc) from None
+
+
+def said_yes(value):
+    """A form's checkbox or flag: on when it says so."""
+    return (value or "") in ("1", "true", "on", "yes")
+
+
 @bp.post("/releases")
 def create_release():
     """A release from stored files (JSON {"name", "files": {target: file}, "delete_extra"}) or
     from a folder uploaded as multipart (fields name, delete_extra, file..., and optionally
     path... giving each file's path in the folder)."""
     ext, db = extension.of(), get_db()
-    if request.is_json:
-        body = parse(NewRelease, json_body())
-        name, delete_extra = body.name, body.delete_extra
-        files = []
-        for target, ref in body.files.items():
-            stored = ext.store.find(db, ref)
-            if stored is None:
-                return json_error(400, "rejected", "no stored file matches %r" % ref)
-            files.append((target, stored))
-    else:
-        name = request.form.get("name", "")
-        delete_extra = request.form.get("delete_extra", "") in ("1", "true", "on", "yes")
-        uploads = [u for u in request.files.getlist("file") if u.filename]
-        paths = request.form.getlist("path")
-        if not uploads:
-            return json_error(400, "no_file", "send the folder's files in multipart fields "
-                                              "named 'file'")
-        if paths and len(paths) != len(uploads):
-            return json_error(400, "bad_request", "send one 'path' per 'file', or none")
+    if not request.is_json:
         try:
-            targets = folder_targets(paths or [u.filename for u in uploads])
-            # a display name for the store: the file's own name
-            stored = ext.store.save_all(db, [(u.stream, check_display_name(t.rpartition("/")[2]))
-                                             for u, t in zip(uploads, targets)])
-        except (BadName, ReleaseError) as exc:
-            return json_error(400, "rejected", "no release was made: %s" % exc)
-        except FileTooLarge as exc:
-            return json_error(413, "too_large", "no release was made: %s" % exc)
-        except NoSpace as exc:
-            return json_error(507, "no_space", "no release was made: %s" % exc)
-        files = list(zip(targets, stored))
+            made = release_from_folder(db, request.form.get("name", ""),
+                                       said_yes(request.form.get("delete_extra")),
+                                       request.files.getlist("file"),
+                                       request.form.getlist("path"))
+        except UploadRefused as exc:
+            return json_error(exc.status, exc.error, str(exc))
+        return jsonify(made.to_dict()), 201
+    body = parse(NewRelease, json_body())
+    files = []
+    for target, ref in body.files.items():
+        stored = ext.store.find(db, ref)
+        if stored is None:
+            return json_error(400, "rejected", "no stored file matches %r" % ref)
+        files.append((target, stored))
     try:
-        made = ext.releases.create(db, name, files, delete_extra)
+        made = ext.releases.create(db, body.name, files, body.delete_extra)
     except ReleaseError as exc:
         return json_error(400, "rejected", "no release was made: %s" % exc)
     return jsonify(made.to_dict()), 201
@@ -114,26 +137,30 @@ def rollout(rollout_id):
     return jsonify(found)
 
 
-@bp.post("/rollouts")
-def create_rollout():
-    """A rollout of a release to devices, tags or every online device, in waves."""
-    body = parse(NewRollout, json_body())
-    ext, db = extension.of(), get_db()
-    try:
-        devices = pick(db, ext.registry, Pick(tuple(body.devices), tuple(body.tags),
-                                              body.all_online))
-    except (BadName, NoDevices) as exc:
-        return json_error(400, "rejected", str(exc))
+def start_rollout(db, body):
+    """The id of a new rollout as `body` (schemas.NewRollout) asks: the API's and the page's.
+    BadName, NoDevices or RolloutRejected say why not."""
+    ext = extension.of()
+    devices = pick(db, ext.registry, Pick(tuple(body.devices), tuple(body.tags),
+                                          body.all_online))
     settings = Settings(
         canary=body.canary, wave_size=body.wave_size, concurrency=body.concurrency,
         threshold=body.threshold / 100.0, auto_continue=body.auto_continue,
         offline_wait=float(current_app.config["OTA_OFFLINE_WAIT"] if body.offline_wait is None
                            else body.offline_wait))
+    return ext.rollouts.create(db, body.release, devices, settings)
+
+
+@bp.post("/rollouts")
+def create_rollout():
+    """A rollout of a release to devices, tags or every online device, in waves."""
+    body = parse(NewRollout, json_body())
+    db = get_db()
     try:
-        rollout_id = ext.rollouts.create(db, body.release, devices, settings)
-    except RolloutRejected as exc:
+        rollout_id = start_rollout(db, body)
+    except (BadName, NoDevices, RolloutRejected) as exc:
         return json_error(400, "rejected", str(exc))
-    return jsonify(ext.rollouts.describe(db, rollout_id)), 202
+    return jsonify(extension.of().rollouts.describe(db, rollout_id)), 202
 
 
 def _steer(rollout_id, action):

@@ -21,7 +21,7 @@ window.DccLive = (() => {
         const r = await fetch(u, { headers: { Accept: "application/json" } });
         if (!r.ok) throw new Error("HTTP " + r.status);
         const data = await r.json();
-        cursor = data.cursor;
+        cursor = data.cursor === undefined ? null : data.cursor; // none: all each time
         failures = 0;
         onData(data);
       } catch {
@@ -70,6 +70,13 @@ window.DccLive = (() => {
     return data;
   }
 
+  // Fetch this page again and take its part `selector` from it: one template renders it.
+  async function refreshPart(selector) {
+    const r = await fetch(location.href, { headers: { Accept: "text/html" } });
+    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    document.querySelector(selector).replaceWith(doc.querySelector(selector));
+  }
+
   function size(n) {
     if (n === null || n === undefined) return "–";
     if (n < 1024) return n + " B";
@@ -105,5 +112,5 @@ window.DccLive = (() => {
     return s < 1 ? `+${Math.round(s * 1000)} ms` : `+${s.toFixed(2)} s`;
   }
 
-  return { poll, el, send, csrfHeaders, size, ago, duration, clock, elapsed };
+  return { poll, el, send, csrfHeaders, refreshPart, size, ago, duration, clock, elapsed };
 })();

@@ -5,7 +5,7 @@
 (() => {
   const zone = document.getElementById("dropzone");
   if (!zone) return;
-  const { el, size, csrfHeaders } = window.DccLive;
+  const { el, size, csrfHeaders, refreshPart } = window.DccLive;
   const input = document.getElementById("file-input");
   const list = document.getElementById("uploads");
   const max = Number(zone.dataset.max);
@@ -58,15 +58,7 @@
 
   async function uploadAll(files) {
     const results = await Promise.all(Array.from(files).map(upload));
-    if (results.some(Boolean)) await refreshList();
-  }
-
-  // Fetch this page again and take its stored list: one template renders it.
-  async function refreshList() {
-    const r = await fetch(location.href, { headers: { Accept: "text/html" } });
-    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
-    const fresh = doc.querySelector("#stored");
-    document.querySelector("#stored").replaceWith(fresh);
+    if (results.some(Boolean)) await refreshPart("#stored");
   }
 
   input.addEventListener("change", () => { uploadAll(input.files); input.value = ""; });

@@ -34,14 +34,17 @@ def server(mosquitto, tmp_path_factory):
         yield gunicorn
 
 
+def started_sims(mosquitto, root, names):
+    """Simulated devices named NAME-xxxx (unique to the caller), started; stop each after."""
+    tag = secrets.token_hex(2)
+    return [SimDevice("%s-%s" % (name, tag), root / name, broker_port=mosquitto.port,
+                      heartbeat=2, settings={"confirm_after": 1}).start() for name in names]
+
+
 @pytest.fixture(scope="module")
 def sims(mosquitto, tmp_path_factory):
     """Two simulated devices with names unique to this module: sims[0], sims[1]."""
-    root = tmp_path_factory.mktemp("flash")
-    tag = secrets.token_hex(2)
-    devices = [SimDevice("%s-%s" % (name, tag), root / name, broker_port=mosquitto.port,
-                         heartbeat=2, settings={"confirm_after": 1}).start()
-               for name in ("hall", "porch")]
+    devices = started_sims(mosquitto, tmp_path_factory.mktemp("flash"), ("hall", "porch"))
     yield devices
     for dev in devices:
         dev.stop()

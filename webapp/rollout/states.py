@@ -54,8 +54,10 @@ FINAL_STEPS = frozenset({Step.DONE, Step.FAILED, Step.SKIPPED, Step.OFFLINE, Ste
 
 
 def for_scripts():
-    """What the page scripts know of rollouts."""
-    return {"phases": [p.value for p in Phase],
+    """What the page scripts know of rollouts: the phases, the steps, which are final, which
+    resume, the one that pauses (running) and the one a go ends (waiting_go)."""
+    return {"phases": [p.value for p in Phase], "running": Phase.RUNNING.value,
+            "waiting_go": Phase.WAITING_GO.value,
             "final_phases": sorted(p.value for p in FINAL_PHASES),
             "resumable": sorted(p.value for p in RESUMABLE), "steps": [s.value for s in Step],
             "final_steps": sorted(s.value for s in FINAL_STEPS)}
