@@ -108,7 +108,7 @@ def test_the_rollout_form_picks_by_tag_or_every_online_device(app, fleet, client
 
 def test_the_rollout_form_says_why_it_starts_nothing(app, fleet, client):  # noqa: F811
     for form, said in [
-            ({"device": []}, "Not started: no device matches: nothing was picked."),
+            ({"device": []}, "Not started: no devices picked: name devices or tags, or pick every online device."),
             ({"canary": "lots"}, "Not started: canary: 'lots' is not a number."),
             ({"release": "nope"}, "Not started: no release named nope."),
             ({"device": ["../x"]}, None)]:
