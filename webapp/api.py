@@ -80,7 +80,8 @@ def devices():
     db = get_db()
     found = registry.all(db, now) if since is None else registry.changed(db, since, now)
     gone = [] if since is None else registry.forgotten_since(get_db(), since)
-    return jsonify(devices=[_device_dict(db, d) for d in found], forgotten=gone,
+    running = extension.of().releases.matcher(db)
+    return jsonify(devices=[_device_dict(d, running) for d in found], forgotten=gone,
                    cursor=now - CURSOR_OVERLAP)
 
 
@@ -143,13 +144,13 @@ def device(name):
     d = extension.of().registry.get(get_db(), name)
     if d is None:
         return json_error(404, "not_found", "no device named %r has sent a heartbeat" % name)
-    return jsonify(_device_dict(get_db(), d))
+    return jsonify(_device_dict(d, extension.of().releases.matcher(get_db())))
 
 
-def _device_dict(db, device):
-    """A device as the API shows it: with `release`, the release it runs ("modified" when
-    none; None when there are no releases)."""
-    return dict(device.to_dict(), release=extension.of().releases.running(db, device.files))
+def _device_dict(device, running):
+    """A device as the API shows it: with `release`, the release it runs (running(files):
+    Releases.matcher; "modified" when none, None when there are no releases)."""
+    return dict(device.to_dict(), release=running(device.files))
 
 
 @bp.post("/devices/<name>/plugins/<plugin>")

@@ -23,9 +23,9 @@ bp = Blueprint("fleet", __name__)
 def release_dicts(db):
     """Every release (newest first) with `devices`: how many devices run it now."""
     ext = extension.of()
-    running = {}
+    running, matcher = {}, ext.releases.matcher(db)
     for device in ext.registry.all(db):
-        name = ext.releases.running(db, device.files)
+        name = matcher(device.files)
         running[name] = running.get(name, 0) + 1
     return [dict(r.to_dict(), devices=running.get(r.name, 0)) for r in ext.releases.all(db)]
 

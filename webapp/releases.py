@@ -162,13 +162,21 @@ class Releases:
     def running(self, db, device_files):
         """The name of the newest release a device listing `device_files` runs, "modified"
         when it runs none of them, None when there are no releases."""
+        return self.matcher(db)(device_files)
+
+    def matcher(self, db):
+        """running() for many devices: a function of a device's files, the releases read
+        once."""
         releases = self.all(db)
-        if not releases:
-            return None
-        for release in releases:
-            if release.runs_on(device_files):
-                return release.name
-        return "modified"
+
+        def running(device_files):
+            if not releases:
+                return None
+            for release in releases:
+                if release.runs_on(device_files):
+                    return release.name
+            return "modified"
+        return running
 
     def _load(self, db, row):
         files = []
