@@ -368,14 +368,20 @@ class Registry:
         return found
 
     def _entries(self, db, rows):
-        """The _Entry of each row (rows of `SELECT *`), parsed where its updated_at moved."""
-        cache = self._cache
-        stale = [r for r in rows if (cache.get(r["name"]) is None
-                                     or cache[r["name"]].updated_at != r["updated_at"])]
-        tags = self._tags(db, [r["name"] for r in stale]) if stale else {}
-        for r in stale:
-            cache[r["name"]] = _Entry(r, tags.get(r["name"], ()), cache.get(r["name"]))
-        return [cache[r["name"]] for r in rows]
+        """The _Entry of each row (rows of `SELECT *`), parsed where its updated_at moved.
+        (Request threads share the cache: each reads an entry once, and may replace it.)"""
+        found, stale = {}, []
+        for r in rows:
+            e = self._cache.get(r["name"])
+            if e is not None and e.updated_at == r["updated_at"]:
+                found[r["name"]] = e
+            else:
+                stale.append((r, e))
+        tags = self._tags(db, [r["name"] for r, _ in stale]) if stale else {}
+        for r, before in stale:
+            found[r["name"]] = self._cache[r["name"]] = _Entry(r, tags.get(r["name"], ()),
+                                                                before)
+        return [found[r["name"]] for r in rows]
 
     def listing(self, db, now=None):
         """Every device as of `now` (a Listing): only the rows written since the last call
@@ -383,12 +389,15 @@ class Registry:
         now = time.time() if now is None else now
         cache = self._cache
         stamps = db.execute("SELECT name, updated_at FROM devices ORDER BY name").fetchall()
-        stale = [n for n, at in stamps if cache.get(n) is None or cache[n].updated_at != at]
+        stale = [n for n, at in stamps if getattr(cache.get(n), "updated_at", None) != at]
+        fresh = {}
         for i in range(0, len(stale), 500):
             chunk = stale[i:i + 500]
-            self._entries(db, db.execute("SELECT * FROM devices WHERE name IN (%s)"
-                                         % ",".join("?" * len(chunk)), chunk).fetchall())
-        entries = [cache.get(n) for n, _ in stamps]
+            for e in self._entries(db, db.execute("SELECT * FROM devices WHERE name IN (%s)"
+                                                  % ",".join("?" * len(chunk)),
+                                                  chunk).fetchall()):
+                fresh[e.device.name] = e
+        entries = [fresh.get(n) or cache.get(n) for n, _ in stamps]
         if len(cache) > len(stamps):  # forgotten devices
             for gone in set(cache) - {n for n, _ in stamps}:
                 cache.pop(gone, None)

@@ -231,8 +231,9 @@
       if (c === at) at = at.nextElementSibling;
       else root.insertBefore(c, at);
     }
-    while (at) { // the cards that left the view
+    while (at) { // the cards that left the view; what they said goes stale out of it
       const next = at.nextElementSibling;
+      known.delete(at.dataset.device);
       drop(at.dataset.device);
       at = next;
     }
@@ -307,7 +308,6 @@
       const p = viewParams();
       p.delete("page");
       history.replaceState(null, "", "?" + p); // a reload or a link shows the same view
-      order = [];
       live.restart();
     };
     filters.addEventListener("submit", (e) => { e.preventDefault(); apply(); });

@@ -22,9 +22,12 @@ import io
 import json
 import os
 import subprocess
+import re
 import tarfile
 import tempfile
+import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -97,50 +100,94 @@ class Usage:
         return float("nan")
 
 
+def renderers(driver):
+    """The process ids of this browser's renderers (each page's main thread is the thread
+    whose id is its process's)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+            children.setdefault(int(rest.rsplit(")", 1)[1].split()[1]), []).append(int(pid))
+        except (OSError, ValueError):
+            continue
+    found, todo = [], [driver.service.process.pid]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            if b"--type=renderer" in Path("/proc/%d/cmdline" % pid).read_bytes():
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def main_thread_cpu(pids):
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path("/proc/%d/task/%d/stat" % (pid, pid)).read_text().rsplit(")", 1)[1]
+        except OSError:
+            continue
+        total += (int(fields.split()[11]) + int(fields.split()[12])) / CLOCK
+    return total
+
+
+def bounded(call, timeout):
+    """call()'s answer, or None when the page's main thread does not answer in time (a
+    hung page answers no script and no DevTools call)."""
+    box = []
+    worker = threading.Thread(target=lambda: box.append(call()), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return box[0] if box else None
+
+
 def page_busy(server, seconds, log=print):
-    """(a) on the page a person opens after logging in; a dict of what was measured."""
+    """(a) on the page a person opens after logging in; a dict of what was measured. Busy
+    is the CPU time of the renderers' main threads over the wall time (from /proc: it is
+    measured on a hung page too)."""
     driver = chromium()
     try:
         driver.set_page_load_timeout(600)
-        driver.set_script_timeout(600)
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": OBSERVE})
-        driver.execute_cdp_cmd("Performance.enable", {})
         t0 = time.monotonic()
-        log_in(driver, server.url, ADMIN, PASSWORD, timeout=600)
+        bounded(lambda: log_in(driver, server.url, ADMIN, PASSWORD, timeout=180), 180)
         loaded = time.monotonic() - t0
-        size = driver.execute_script(
-            "return performance.getEntriesByType('navigation')[0].encodedBodySize")
         time.sleep(3)  # the page's first full answer, then only polls
-        worker = Usage(server.worker_pid())
-
-        def metrics():
-            got = driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
-            return {m["name"]: m["value"] for m in got}
-
-        m0, w0 = metrics(), time.monotonic()
-        js0 = driver.execute_script("return performance.now()")
-        time.sleep(seconds)
-        m1, w1 = metrics(), time.monotonic()
-        js1 = driver.execute_script("return performance.now()")
-        tasks = [d for s, d in driver.execute_script("return window.__longtasks")
-                 if js0 <= s <= js1]
-        polls = driver.execute_script(
-            "return performance.getEntriesByType('resource').filter(e => e.startTime >= "
-            "arguments[0] && e.startTime <= arguments[1] && e.name.includes('/api/devices'))"
-            ".map(e => e.encodedBodySize)", js0, js1)
-        found = {"busy": 100 * (m1["TaskDuration"] - m0["TaskDuration"]) / (w1 - w0),
-                 "script": 100 * (m1["ScriptDuration"] - m0["ScriptDuration"]) / (w1 - w0),
-                 "longest": max(tasks, default=0.0), "long_tasks": len(tasks),
-                 "polls": len(polls), "poll_bytes_s": sum(polls) / (w1 - w0),
-                 "page_bytes": size, "load_s": loaded, "wall": w1 - w0,
-                 "server_cpu": worker.share(), "nodes": driver.execute_script(
-                     "return document.getElementsByTagName('*').length")}
-        log("  page: busy %.1f %%, longest task %.0f ms, %d polls, %.1f KB/s, page %.0f KB"
-            % (found["busy"], found["longest"], found["polls"], found["poll_bytes_s"] / 1024,
-               size / 1024))
+        worker, pids = Usage(server.worker_pid()), renderers(driver)
+        c0, w0 = main_thread_cpu(pids), time.monotonic()
+        js0 = bounded(lambda: driver.execute_script("return performance.now()"), 10)
+        time.sleep(max(0.0, seconds - (time.monotonic() - w0)))
+        c1, w1 = main_thread_cpu(pids), time.monotonic()
+        found = {"busy": 100 * (c1 - c0) / (w1 - w0), "wall": w1 - w0, "load_s": loaded,
+                 "server_cpu": worker.share(), "longest": None, "long_tasks": None,
+                 "polls": None, "poll_bytes_s": None}
+        seen = None if js0 is None else bounded(lambda: driver.execute_script(
+            "const t = performance.now();"
+            "return [t, window.__longtasks.filter(([s]) => s >= arguments[0]).map(([, d]) => d),"
+            " performance.getEntriesByType('resource').filter(e => e.startTime >= arguments[0]"
+            " && e.name.includes('/api/devices')).map(e => e.encodedBodySize)]", js0), 10)
+        if seen is not None:
+            js1, tasks, polls = seen
+            found.update(longest=max(tasks, default=0.0), long_tasks=len(tasks),
+                         polls=len(polls), poll_bytes_s=sum(polls) / ((js1 - js0) / 1000))
+        log("  page: busy %.1f %%, longest task %s, %s polls, %s poll bytes/s" % (
+            found["busy"], found["longest"], found["polls"], found["poll_bytes_s"]))
         return found
     finally:
-        driver.quit()
+        bounded(driver.quit, 30)
+
+
+def page_size(server):
+    """The first page's bytes, as a browser that logs in gets it."""
+    jar = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    form = jar.open(server.url + "/login", timeout=30).read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    jar.open(server.url + "/login", urllib.parse.urlencode({
+        "username": ADMIN, "password": PASSWORD, "csrf_token": token}).encode(), timeout=30)
+    with jar.open(server.url + "/", timeout=120) as r:
+        return len(r.read())
 
 
 def api_latency(server, token, requests=100):
@@ -216,16 +263,21 @@ def run(devices=500, seconds=30, before=None, log=print):
         for label, root in trees:
             log("  %s: %d heartbeat senders" % (label, devices))
             with fleet_server(Path(tmp) / label.split()[0], devices, root) as (server, token, _):
-                page = pages[label] = page_busy(server, seconds, log)
+                size = page_size(server)
                 times, sizes = api_latency(server, token)
+                page = pages[label] = page_busy(server, seconds, log)
+                page["page_bytes"] = size
+            hung = "no answer: its main thread never came back within %.0f s" % page["wall"]
             fig.row(label, "page main thread busy (%% of %.0f s)" % page["wall"], 1,
                     "-", "%.1f %%" % page["busy"], "-")
-            fig.row(label, "longest task; tasks over 50 ms", 1, "-",
-                    "%.0f ms; %d" % (page["longest"], page["long_tasks"]), "-")
-            fig.row(label, "poll bytes per second (%d polls)" % page["polls"], 1, "-",
-                    "%.1f KB/s" % (page["poll_bytes_s"] / 1024), "-")
-            fig.row(label, "first page (HTML); loaded and logged in", 1, "-",
-                    "%.0f KB; %.1f s" % (page["page_bytes"] / 1024, page["load_s"]), "-")
+            fig.row(label, "longest task; tasks over 50 ms", 1, "-", hung
+                    if page["longest"] is None else "%.0f ms; %d" % (page["longest"],
+                                                                     page["long_tasks"]), "-")
+            fig.row(label, "poll bytes per second", 1, "-", hung if page["polls"] is None
+                    else "%.1f KB/s (%d polls)" % (page["poll_bytes_s"] / 1024,
+                                                   page["polls"]), "-")
+            fig.row(label, "first page (HTML); logged in and loaded", 1, "-",
+                    "%.0f KB; %.1f s" % (size / 1024, page["load_s"]), "-")
             fig.row(label, "server CPU while the page is open", 1, "-",
                     "%.1f %%" % page["server_cpu"], "-")
             for what, ts in times.items():
@@ -241,14 +293,15 @@ def run(devices=500, seconds=30, before=None, log=print):
                 "%.0f MB; %.1f %% of a core" % (rss, cpu), "-")
     fig.note("Heartbeat-only devices (tests/support/heartbeats.py), each listing the 19 "
              "files of the runtime as a board does; spread over their 10 s interval.")
-    fig.note("Busy: CDP Performance.getMetrics TaskDuration over the wall time, after the "
-             "page's first answer; a long task is one over 50 ms (PerformanceObserver).")
+    fig.note("Busy: the CPU time of the page's renderer main thread (/proc) over the wall "
+             "time, from 3 s after the page loaded; a long task is one over 50 ms "
+             "(PerformanceObserver), read when the page answers a script within 10 s.")
     fig.note("The server's CPU is the gunicorn worker's (utime + stime in /proc), in % of "
              "one core of this 2-core machine; mosquitto and the senders run beside it.")
     now = pages["this tree"]
     met = (now["busy"] < BUSY_TARGET and now["p95"] < API_TARGET_MS
            and now["page_bytes"] < PAGE_TARGET)
-    fig.judge(met, "page busy %.1f %%, longest task %.0f ms, poll p95 %.1f ms, first page "
+    fig.judge(met, "page busy %.1f %%, longest task %s ms, poll p95 %.1f ms, first page "
               "%.0f KB" % (now["busy"], now["longest"], now["p95"], now["page_bytes"] / 1024))
     return fig
 

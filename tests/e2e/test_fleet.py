@@ -97,6 +97,10 @@ def test_a_person_finds_tags_opens_and_pushes_among_500_devices(browser, server,
     assert count_text(browser).startswith("Showing 1–10 of 10;")
     assert "q=node-49" in browser.current_url  # a reload shows the same
 
+    search.send_keys("x")
+    wait(browser, lambda b: names_shown(b) == [], what="no card for a name nobody has")
+    assert count_text(browser).startswith("No device matches; 501 in all")
+
     # filter by tag, then page through it
     search.clear()
     Select(browser.find_element(By.ID, "device-tag")).select_by_value("garden")
