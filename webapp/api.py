@@ -11,7 +11,7 @@ from .auth import holds_secret
 from .bus import BusError
 from .db import get_db
 from .errors import json_error
-from .devices import NotForgettable, UnknownDevice
+from .devices import PER_PAGE, NotForgettable, UnknownDevice, page_of, select, summary
 from .filestore import FileInUse, FileTooLarge
 from .names import BadName, check_device_name, is_device_name
 from .payloads import loads
@@ -73,16 +73,32 @@ def health():
 
 @bp.get("/devices")
 def devices():
-    """All devices, or with ?since=CURSOR only those that changed; poll again with `cursor`."""
+    """All devices, or with ?since=CURSOR only those that changed; poll again with `cursor`.
+    A view (q, tag, state, sort, page, per_page) answers one page of the devices that match,
+    in order: `view` names them all, `devices` holds those of them that changed."""
     now = time.time()
-    since = _query(DevicesQuery).since
-    registry = extension.of().registry
+    q = _query(DevicesQuery)
     db = get_db()
-    found = registry.all(db, now) if since is None else registry.changed(db, since, now)
-    gone = [] if since is None else registry.forgotten_since(get_db(), since)
+    registry = extension.of().registry
+    listing = registry.listing(db, now)
+    found = listing.devices if q.since is None else listing.changed(q.since)
+    extra = {}
+    if q.wants_view():
+        matching = select(listing.devices, q.q, q.tag, q.state, q.sort)
+        shown, page, pages = page_of(matching, q.page or 1, q.per_page or PER_PAGE)
+        names = {d.name for d in shown}
+        found = [d for d in found if d.name in names]
+        counts, tags = summary(listing.devices)
+        extra = {"view": {"names": [d.name for d in shown], "total": len(matching),
+                          "page": page, "pages": pages, "per_page": q.per_page or PER_PAGE},
+                 "counts": counts, "tags": tags}
+    gone = [] if q.since is None else registry.forgotten_since(db, q.since)
+    # the devices' JSON is spliced in as made once per change (Listing.to_json)
+    files_since = q.since if q.files == "changed" else None
     running = extension.of().releases.matcher(db)
-    return jsonify(devices=[_device_dict(d, running) for d in found], forgotten=gone,
-                   cursor=now - CURSOR_OVERLAP)
+    body = '{"devices":%s,%s}' % (listing.to_json(found, files_since, running), json.dumps(
+        dict(extra, forgotten=gone, cursor=now - CURSOR_OVERLAP), separators=(",", ":"))[1:-1])
+    return current_app.response_class(body + "\n", mimetype="application/json")
 
 
 @bp.post("/devices/<name>/forget")

@@ -3,7 +3,8 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 from .board_tools import MpyFormat
 from .db import transaction
@@ -155,24 +156,141 @@ class Device:
         return d
 
 
-def _device(row, misses, now, tags=()):
-    interval = row["interval"] or DEFAULT_INTERVAL
-    # Brokers do not always deliver a last will (amqtt never does for a silent client), so a
-    # device that missed `misses` heartbeats is offline whatever its last message said.
-    fresh = now - row["last_seen"] <= interval * misses + 1
+def _stored(row, tags=()):
+    """The Device as its row says, before the clock is read (see _as_of)."""
     return Device(
-        name=row["name"], online=bool(row["online"]) and fresh, last_seen=row["last_seen"],
+        name=row["name"], online=bool(row["online"]), last_seen=row["last_seen"],
         first_seen=row["first_seen"], uptime=row["uptime"], boot=row["boot"],
-        mem_free=row["mem_free"], fw=row["fw"], interval=interval,
+        mem_free=row["mem_free"], fw=row["fw"], interval=row["interval"] or DEFAULT_INTERVAL,
         features=tuple(json.loads(row["features"])), files=json.loads(row["files"]),
         plugins=json.loads(row["plugins"]), probation=bool(row["probation"]),
-        micropython=row["micropython"], mpy=row["mpy"], tags=tuple(tags),
-        note=row["note"] if fresh or not row["online"] else "missed %d heartbeats" % misses)
+        micropython=row["micropython"], mpy=row["mpy"], tags=tuple(tags), note=row["note"])
+
+
+def _fresh(d, misses, now):
+    return now - d.last_seen <= d.interval * misses + 1
+
+
+def _as_of(d, misses, now):
+    # Brokers do not always deliver a last will (amqtt never does for a silent client), so a
+    # device that missed `misses` heartbeats is offline whatever its last message said.
+    if not d.online or _fresh(d, misses, now):
+        return d
+    return replace(d, online=False, note="missed %d heartbeats" % misses)
+
+
+def _went_stale(d, misses, since, now):
+    """Whether `d` (as stored) crossed its last missed heartbeat in (since, now]."""
+    return d.online and since < d.last_seen + d.interval * misses + 1 <= now
+
+
+class _Entry:
+    """A device's row parsed once, with its JSON made once (Registry's cache): valid while
+    the row's updated_at stays the same, which every write to a row changes (the live
+    list's cursor rests on that too)."""
+
+    __slots__ = ("updated_at", "device", "_head", "files", "files_at")
+
+    def __init__(self, row, tags, before):
+        self.updated_at = row["updated_at"]
+        self.device = _stored(row, tags)
+        self._head = None
+        self.files = row["files"]  # JSON already
+        # when this process first saw these files: a poll whose cursor is later was sent
+        # them before (Listing.to_json); from an older entry when they did not change
+        self.files_at = before.files_at if before is not None and before.files == self.files \
+            else self.updated_at
+
+    @property
+    def head(self):
+        """Device.to_dict() as JSON, but for online, note and files (the clock's and the bulky
+        part, added by Listing.to_json); made when first sent: a poll sends few of the rows
+        that changed since the last."""
+        if self._head is None:
+            doc = self.device.to_dict()
+            for key in ("online", "note", "files"):
+                del doc[key]
+            self._head = json.dumps(doc, separators=(",", ":"))
+        return self._head
+
+
+class Listing:
+    """Every device as of one moment (Registry.listing), sorted by name."""
+
+    def __init__(self, entries, misses, now):
+        self._entries = entries
+        self.misses, self.now = misses, now
+        self.devices = [_as_of(e.device, misses, now) for e in entries]
+
+    def changed(self, since):
+        """The devices whose row changed after `since`, or that went stale in (since, now]."""
+        return [d for d, e in zip(self.devices, self._entries)
+                if e.updated_at > since or _went_stale(e.device, self.misses, since, self.now)]
+
+    def to_json(self, devices, files_since=None, release=None):
+        """A JSON array of `devices` (Device.to_dict's form) from text made once per change;
+        with files_since, a device's `files` are left out unless they changed after it; with
+        `release` (Releases.matcher), each says the release it runs."""
+        entries = {e.device.name: e for e in self._entries}
+        parts = []
+        for d in devices:
+            e = entries[d.name]
+            text = '%s,"online":%s,"note":%s' % (e.head[:-1], "true" if d.online else "false",
+                                                  json.dumps(d.note))
+            if files_since is None or e.files_at > files_since:
+                text += ',"files":' + e.files
+            if release is not None:
+                text += ',"release":' + json.dumps(release(d.files))
+            parts.append(text + "}")
+        return "[" + ",".join(parts) + "]"
+
+
+STATES = ("online", "offline", "probation")
+SORTS = ("name", "state", "newest")
+PER_PAGE = 24
+
+
+def _state_rank(d):
+    return 0 if not d.online else 1 if d.probation else 2
+
+
+def select(devices, q=None, tag=None, state=None, sort=None):
+    """The devices whose name holds `q` (any case), carrying `tag`, in `state` (STATES:
+    "probation" is online on probation), sorted by SORTS[sort]: by name (as given), problems
+    first (offline, then on probation), or the newest first."""
+    q = q.casefold() if q else None
+    found = [d for d in devices
+             if (q is None or q in d.name.casefold()) and (tag is None or tag in d.tags)
+             and (state is None or (d.online if state == "online" else not d.online
+                                    if state == "offline" else d.online and d.probation))]
+    if sort == "state":
+        found.sort(key=_state_rank)  # stable: by name within each state
+    elif sort == "newest":
+        found.sort(key=lambda d: -d.first_seen)
+    return found
+
+
+def page_of(found, page=1, per_page=PER_PAGE):
+    """(the devices on `page`, the page number shown, the number of pages): a page past the
+    last shows the last."""
+    pages = max(1, -(-len(found) // per_page))
+    page = min(max(1, page), pages)
+    return found[(page - 1) * per_page:page * per_page], page, pages
+
+
+def summary(devices):
+    """How many devices there are, online, offline and on probation, and the tags in use."""
+    online = sum(d.online for d in devices)
+    return ({"devices": len(devices), "online": online, "offline": len(devices) - online,
+             "probation": sum(d.online and d.probation for d in devices)},
+            dict(sorted(Counter(t for d in devices for t in d.tags).items())))
 
 
 class Registry:
     def __init__(self, misses=3):
         self.misses = misses
+        self._cache = {}  # name -> _Entry: at 500 devices, parsing every row each poll was
+        # most of a poll's time
 
     def record(self, db, name, hb, now=None):
         now = time.time() if now is None else now
@@ -242,23 +360,53 @@ class Registry:
             "SELECT DISTINCT t.device FROM device_tags t JOIN devices d ON d.name = t.device"
             " WHERE t.tag IN (%s) ORDER BY t.device" % ",".join("?" * len(tags)), tags)]
 
-    def _tags(self, db, names=None):
-        """{device: [tags]} of `names` (all devices when None)."""
-        if names is None:
-            rows = db.execute("SELECT device, tag FROM device_tags ORDER BY device, tag")
-        else:
-            names = list(names)
-            rows = [r for i in range(0, len(names), 500) for r in db.execute(
-                "SELECT device, tag FROM device_tags WHERE device IN (%s) ORDER BY device, tag"
-                % ",".join("?" * len(names[i:i + 500])), names[i:i + 500])]
+    def _tags(self, db, names):
+        """{device: [tags]} of `names`."""
+        names = list(names)
+        rows = [r for i in range(0, len(names), 500) for r in db.execute(
+            "SELECT device, tag FROM device_tags WHERE device IN (%s) ORDER BY device, tag"
+            % ",".join("?" * len(names[i:i + 500])), names[i:i + 500])]
         found = {}
         for device, tag in rows:
             found.setdefault(device, []).append(tag)
         return found
 
-    def _devices(self, db, rows, now, every=False):
-        tags = self._tags(db, None if every else [r["name"] for r in rows])
-        return [_device(r, self.misses, now, tags.get(r["name"], ())) for r in rows]
+    def _entries(self, db, rows):
+        """The _Entry of each row (rows of `SELECT *`), parsed where its updated_at moved.
+        (Request threads share the cache: each reads an entry once, and may replace it.)"""
+        found, stale = {}, []
+        for r in rows:
+            e = self._cache.get(r["name"])
+            if e is not None and e.updated_at == r["updated_at"]:
+                found[r["name"]] = e
+            else:
+                stale.append((r, e))
+        tags = self._tags(db, [r["name"] for r, _ in stale]) if stale else {}
+        for r, before in stale:
+            found[r["name"]] = self._cache[r["name"]] = _Entry(r, tags.get(r["name"], ()),
+                                                                before)
+        return [found[r["name"]] for r in rows]
+
+    def listing(self, db, now=None):
+        """Every device as of `now` (a Listing): only the rows written since the last call
+        are read whole and parsed."""
+        now = time.time() if now is None else now
+        cache = self._cache
+        stamps = db.execute("SELECT name, updated_at FROM devices ORDER BY name").fetchall()
+        stale = [n for n, at in stamps if getattr(cache.get(n), "updated_at", None) != at]
+        fresh = {}
+        for i in range(0, len(stale), 500):
+            chunk = stale[i:i + 500]
+            for e in self._entries(db, db.execute("SELECT * FROM devices WHERE name IN (%s)"
+                                                  % ",".join("?" * len(chunk)),
+                                                  chunk).fetchall()):
+                fresh[e.device.name] = e
+        entries = [fresh.get(n) or cache.get(n) for n, _ in stamps]
+        if len(cache) > len(stamps):  # forgotten devices
+            for gone in set(cache) - {n for n, _ in stamps}:
+                cache.pop(gone, None)
+        # a row written between the two reads is taken as it is now: newer, never older
+        return Listing([e for e in entries if e is not None], self.misses, now)
 
     def forget(self, db, name, now=None):
         """Drop an offline device's record and its key (a person's choice: never done by
@@ -297,12 +445,11 @@ class Registry:
         row = db.execute("SELECT * FROM devices WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
-        return self._devices(db, [row], time.time() if now is None else now)[0]
+        return _as_of(self._entries(db, [row])[0].device, self.misses,
+                      time.time() if now is None else now)
 
     def all(self, db, now=None):
-        now = time.time() if now is None else now
-        rows = db.execute("SELECT * FROM devices ORDER BY name").fetchall()
-        return self._devices(db, rows, now, every=True)
+        return self.listing(db, now).devices
 
     def carriers(self, db):
         """sha1 -> names of the devices reporting a file with that hash."""
@@ -314,8 +461,4 @@ class Registry:
 
     def changed(self, db, since, now):
         """Devices whose row changed after `since`, or that went stale in (since, now]."""
-        rows = db.execute(
-            "SELECT * FROM devices WHERE updated_at > ? OR (online = 1 AND"
-            " last_seen + interval * ? + 1 > ? AND last_seen + interval * ? + 1 <= ?)"
-            " ORDER BY name", (since, self.misses, since, self.misses, now)).fetchall()
-        return self._devices(db, rows, now)
+        return self.listing(db, now).changed(since)

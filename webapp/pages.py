@@ -7,8 +7,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from . import board_tools, extension, fleet_api, keys
 from .auth import holds_secret
 from .db import get_db
-from .devices import NotForgettable
-from .targets import NoDevices, Pick, pick, wants_of
+from .devices import PER_PAGE, NotForgettable, UnknownDevice, page_of, select, summary
 from .filestore import FileInUse, FileTooLarge, NoSpace
 from .manifest import PROTECTED, runtime_files
 from .names import BadName, check_device_name
@@ -18,18 +17,63 @@ from .push.states import LIST_FILTERS
 from .releases import ReleaseError
 from .rollout import states as rollout_states
 from .rollout.service import RolloutRejected
-from .schemas import BadInput, NewRollout, parse, parse_ids
-from .targets import NoDevices
+from .schemas import BadInput, DevicesQuery, NewRollout, parse, parse_ids
+from .targets import NoDevices, Pick, pick, wants_of
 
 bp = Blueprint("pages", __name__)
 
 
+def _guarded():
+    return sorted(set(PROTECTED) | runtime_files())
+
+
 @bp.get("/")
 def devices():
+    """One page of the devices, searched, filtered and sorted by the query string
+    (DevicesQuery): the same view /api/devices gives devices.js, which keeps it live."""
     db = get_db()
-    return render_template("pages/devices.html", devices=extension.of().registry.all(db),
-                           waiting=keys.never_heard(db),
-                           guarded=sorted(set(PROTECTED) | runtime_files()))
+    try:
+        q = parse(DevicesQuery, request.args.to_dict())
+    except BadInput as exc:
+        abort(400, str(exc))
+    listing = extension.of().registry.listing(db)
+    matching = select(listing.devices, q.q, q.tag, q.state, q.sort)
+    per_page = q.per_page or PER_PAGE
+    shown, page, pages = page_of(matching, q.page or 1, per_page)
+    counts, tags = summary(listing.devices)
+    return render_template("pages/devices.html", devices=shown, total=len(matching),
+                           page=page, pages=pages, per_page=per_page, query=q, counts=counts,
+                           tags=tags, running=extension.of().releases.matcher(db),
+                           waiting=keys.never_heard(db), guarded=_guarded())
+
+
+@bp.get("/device/<name>")
+def device(name):
+    """One device's card, with its files to delete one by one (the list leaves those to
+    its script: twenty forms a card would make the list ten times heavier)."""
+    d = extension.of().registry.get(get_db(), name)
+    if d is None:
+        abort(404, "no device named %s has sent a heartbeat" % name)
+    return render_template("pages/device.html", d=d, guarded=_guarded(),
+                           running=extension.of().releases.matcher(get_db()))
+
+
+@bp.post("/devices/<name>/tags")
+def set_tags(name):
+    """The tags form: the device gets exactly the tags typed, separated by spaces or commas."""
+    tags = request.form.get("tags", "").replace(",", " ").split()
+    try:
+        tags = extension.of().registry.set_tags(get_db(), name, tags)
+    except UnknownDevice as exc:
+        abort(404, str(exc))
+    except ValueError as exc:
+        flash("Tags not changed: %s." % exc, "error")
+    else:
+        flash("%s: %s." % (name, ", ".join(tags) or "no tags"), "ok")
+    back = request.form.get("next", "")
+    # only a path on this site: never an address elsewhere
+    return redirect(back if back.startswith("/") and not back.startswith("//")
+                    else url_for(".device", name=name))
 
 
 @bp.post("/devices/<name>/forget")

@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS devices (
     -- When anything above last changed: the cursor of the live device list.
     updated_at  REAL NOT NULL
 );
+-- The live list reads every name and updated_at each poll (devices.Registry.listing) and the
+-- whole row only where updated_at moved: from this index alone, without the rows.
+CREATE INDEX IF NOT EXISTS devices_stamp ON devices (name, updated_at);
 
 -- Devices forgotten by a person (never by the server itself): the live list's cursor tells
 -- open pages to drop their cards.

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat,
                       StrictInt, StrictStr, StringConstraints, ValidationError,
-                      model_validator)
+                      field_validator, model_validator)
 
 from .push.states import LIST_FILTERS
 
@@ -117,8 +117,27 @@ class _Query(BaseModel):
 
 
 class DevicesQuery(_Query):
-    """GET /api/devices"""
+    """GET /api/devices, and the devices page (/): a view is asked for with any of q, tag,
+    state, sort, page and per_page (devices.select, devices.page_of)."""
     since: Optional[float] = None
+    q: Optional[_text(64)] = None  # a part of the name, any case
+    tag: Optional[_text(32)] = None
+    state: Optional[Literal["online", "offline", "probation"]] = None
+    sort: Optional[Literal["name", "state", "newest"]] = None
+    page: Optional[Annotated[int, Field(ge=1, le=100000)]] = None
+    per_page: Optional[Annotated[int, Field(ge=1, le=200)]] = None
+    # "changed": a device's files only when they changed after `since` (a live list keeps
+    # what it was sent: most of a heartbeat is its file list, which seldom changes)
+    files: Literal["all", "changed"] = "all"
+
+    @field_validator("q", "tag", "state", "sort", "page", "per_page", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value):
+        return None if value == "" else value  # a form's blank field: no filter
+
+    def wants_view(self):
+        return any(v is not None for v in (self.q, self.tag, self.state, self.sort, self.page,
+                                           self.per_page))
 
 
 class PushesQuery(_Query):

@@ -7,24 +7,30 @@ window.DccLive = (() => {
   const VISIBLE_MS = 1000;
   const HIDDEN_MS = 10000;
 
-  // Calls onData(json) for url, again and again: about once a second while the page is
-  // visible, every 10 s while it is hidden, slower after errors. Each request carries the
-  // cursor of the previous answer, so only what changed comes back.
+  // Calls onData(json) for url (or what url() says at each request), again and again: about
+  // once a second while the page is visible, every 10 s while it is hidden, slower after
+  // errors. Each request carries the cursor of the previous answer, so only what changed
+  // comes back. restart() asks at once without a cursor (the page wants everything again,
+  // e.g. for another view); an answer to a request made before is dropped.
   function poll(url, onData) {
     let cursor = null;
     let timer = null;
     let failures = 0;
+    let epoch = 0;
     async function tick() {
-      const u = new URL(url, location.href);
+      const asked = epoch;
+      const u = new URL(typeof url === "function" ? url() : url, location.href);
       if (cursor !== null) u.searchParams.set("since", cursor);
       try {
         const r = await fetch(u, { headers: { Accept: "application/json" } });
         if (!r.ok) throw new Error("HTTP " + r.status);
         const data = await r.json();
+        if (asked !== epoch) return; // restarted meanwhile: that tick goes on
         cursor = data.cursor === undefined ? null : data.cursor; // none: all each time
         failures = 0;
         onData(data);
       } catch {
+        if (asked !== epoch) return;
         failures = Math.min(failures + 1, 5); // slower after errors, until one succeeds
       }
       schedule();
@@ -37,6 +43,14 @@ window.DccLive = (() => {
       if (!document.hidden) { clearTimeout(timer); tick(); }
     });
     tick();
+    return {
+      restart() {
+        epoch += 1;
+        cursor = null;
+        clearTimeout(timer);
+        tick();
+      },
+    };
   }
 
   // el("li", {class: "x"}, "text", child) -> element. Strings become text nodes, never HTML.

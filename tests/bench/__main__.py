@@ -3,7 +3,8 @@
     .venv/bin/python -m tests.bench              # every figure, then docs/benchmarks.md
     .venv/bin/python -m tests.bench --quick      # fewer repeats, prints only (a smoke run)
     .venv/bin/python -m tests.bench.heap_floor   # one figure (also peak_heap, push_latency,
-                                                 # throughput, concurrent, module_heap)
+                                                 # throughput, concurrent, module_heap,
+                                                 # devices_page, fleet_rollout)
 
 Benchmarks are never timed assertions: they print what they measured, against the targets of
 the issue that asked for them. Each comparison is measured side by side in the same run.
@@ -14,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.bench import (common, concurrent, fleet_rollout, heap_floor, module_heap, peak_heap,
-                         push_latency, throughput)
+from tests.bench import (common, concurrent, devices_page, fleet_rollout, heap_floor,
+                         module_heap, peak_heap, push_latency, throughput)
 from tests.bench.table import machine
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
@@ -39,6 +40,7 @@ def main(argv=None):
         ("throughput", lambda: throughput.run(runs=3 if q else 30)),
         ("concurrent pushes", lambda: concurrent.run(runs=1 if q else 5)),
         ("module heap", lambda: module_heap.run()),
+        ("devices page", lambda: devices_page.run(seconds=10 if q else 30)),
         ("fleet rollout", lambda: fleet_rollout.run(devices=20 if q else 100)),
     ]
     for name, step in steps:
@@ -90,7 +92,7 @@ def document(figures, closing, started, wall):
         "server's file store and database on %s. Benchmarks print what they "
         "measure and never fail on a number. One figure alone: `.venv/bin/python -m "
         "tests.bench.heap_floor` (or `peak_heap`, `push_latency`, `throughput`, "
-        "`concurrent`, `module_heap`), each with `--help`." % (
+        "`concurrent`, `module_heap`, `devices_page`), each with `--help`." % (
             "tmpfs (`/dev/shm`)" if common.workdir_on_tmpfs() else "the host's disk"),
         "",
         "This file is written by `make bench`; edit tests/bench/ instead.",

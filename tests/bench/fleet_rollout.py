@@ -1,4 +1,4 @@
-"""Figure 7: a rollout to 100 simulated devices (the real firmware on the MicroPython unix
+"""Figure 8: a rollout to 100 simulated devices (the real firmware on the MicroPython unix
 port), its total time against the ideal, and where the gap goes.
 
 The server runs in this process with its services (as in a gunicorn worker) against
@@ -40,7 +40,7 @@ def run(devices=DEVICES, canary=1, wave_size=33, concurrency=33):
     from webapp.push.store import get_push
     from webapp.rollout.store import Settings
 
-    fig = Figure(7, "fleet rollout", "A rollout to %d simulated devices" % devices,
+    fig = Figure(8, "fleet rollout", "A rollout to %d simulated devices" % devices,
                  "the total time against the ideal (issue 13)",
                  ["devices", "waves", "concurrency", "total (s)", "ideal (s)", "gap (s)",
                   "slowest push (s)", "median push (s)"])

@@ -6,12 +6,11 @@ import secrets
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dcc_sim.launcher import SimDevice
+from tests.support.browser import chromium, first_login
 from tests.support.server import Gunicorn
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -52,15 +51,7 @@ def sims(mosquitto, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def driver():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--window-size=1280,900"):
-        options.add_argument(flag)
-    # Service() with a path: Selenium Manager never runs, nothing is downloaded.
-    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    browser.implicitly_wait(0)
+    browser = chromium()
     yield browser
     browser.quit()
 
@@ -71,14 +62,7 @@ ADMIN, PASSWORD = "admin", "night lamp 2026"
 @pytest.fixture(scope="module")
 def logged_in(driver, server):
     """The first visit goes through the first-run page, as a newcomer's does."""
-    from selenium.webdriver.common.by import By
-    driver.get(server.url + "/")
-    assert driver.current_url.endswith("/setup")
-    driver.find_element(By.ID, "username").send_keys(ADMIN)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "confirm").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(driver, lambda b: b.current_url.rstrip("/") == server.url, what="the devices page")
+    first_login(driver, server.url, ADMIN, PASSWORD)
     return driver
 
 

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class Gunicorn:
     """gunicorn -c gunicorn.conf.py wsgi:app, on a free port, with its state under `state_dir`."""
 
-    def __init__(self, state_dir, **env):
+    def __init__(self, state_dir, root=ROOT, **env):
         self.state_dir = Path(state_dir)
+        self.root = Path(root)  # another checkout's server (a benchmark's "before")
         self.env = env
         self.proc = None
         self.url = None
@@ -26,10 +27,12 @@ class Gunicorn:
                    OTA_DATABASE=str(self.state_dir / "db.sqlite"),
                    OTA_FILE_STORE=str(self.state_dir / "files"),
                    OTA_ADVERTISE_HOST="127.0.0.1", OTA_TRANSFER_BIND="127.0.0.1")
+        if self.root != ROOT:  # its webapp/ before the installed one
+            env["PYTHONPATH"] = str(self.root)
         env.update({k: str(v) for k, v in self.env.items()})
         self.log = open(self.state_dir / "gunicorn.log", "wb")
         self.proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c",
-                                      "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+                                      "gunicorn.conf.py", "wsgi:app"], cwd=self.root, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         wait_port("127.0.0.1", http, 30)
         self.url = "http://127.0.0.1:%d" % http
@@ -58,6 +61,12 @@ class Gunicorn:
                 self.proc.wait()
             self.proc = None
             self.log.close()
+
+    def worker_pid(self):
+        """The one gunicorn worker's process id (it serves the pages and owns the MQTT bus)."""
+        children = Path("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid))
+        found = children.read_text().split()
+        return int(found[0]) if found else None
 
     def log_text(self):
         return (self.state_dir / "gunicorn.log").read_text(errors="replace")

@@ -94,7 +94,9 @@ def test_a_timeline_shows_the_failure_and_a_retry_button(app, client):
 def test_each_file_on_a_device_card_has_a_delete_form_and_the_runtime_asks_i_know(app, client):
     import re
     beat(app, "lamp1", files={"main.py": "1" * 40, "notes.txt": "2" * 40})
-    page = client.get("/").data.decode()
+    # the list links to the device's own page, which has a form for each file
+    assert 'href="/device/lamp1"' in client.get("/").data.decode()
+    page = client.get("/device/lamp1").data.decode()
     forms = re.findall(r'<form method="post" class="delete-file".*?</form>', page, re.S)
     assert len(forms) == 2
     by_name = {re.search(r'name="name" value="([^"]+)"', f).group(1): f for f in forms}

@@ -24,7 +24,11 @@ QUERY = {"since": ["nan", "inf", "-inf", "1e999", "-1", "x", "%ED%A0%80", str(HU
          "limit": ["-5", "0", str(HUGE), "1e3", "x"],
          "ids": [str(HUGE), "99999999999999999999999", "-1", "1,,x", "0", "1" * 5000],
          "state": ["bogus", "%ED%A0%80", ""], "device": ["%ED%A0%80", "x" * 5000],
-         "unknown": ["1"]}
+         "unknown": ["1"],
+         # the devices' view (issue 13)
+         "q": ["%ED%A0%80", "x" * 5000, "%00"], "tag": ["%ED%A0%80", "x" * 40],
+         "sort": ["bogus", "1"], "page": ["0", "-1", str(HUGE), "1e3", "x", "1.5"],
+         "per_page": ["0", "201", str(HUGE), "x"], "files": ["some", "", "%ED%A0%80"]}
 PATH_VALUES = {"int": [str(HUGE), "99999999999999999999999", "0", "-1"],
                "str": ["%ED%A0%80", "x" * 3000, "..%2F..%2Fetc", "%00"]}
 
@@ -118,3 +122,10 @@ def test_an_action_on_an_id_that_cannot_exist_is_a_404(client, url):
 def test_ids_past_sqlite_in_a_query_are_a_400_naming_the_field(client):
     r = client.get("/api/pushes", query_string={"ids": "99999999999999999999999"})
     assert r.status_code == 400 and r.json["message"].startswith("ids: ")
+
+
+@pytest.mark.parametrize("key", ["q", "tag", "state", "sort", "page", "per_page", "since"])
+def test_the_devices_page_answers_a_bad_view_with_a_400(client, key):
+    for value in QUERY.get(key, []) + QUERY["since"]:
+        r = client.get("/?%s=%s" % (key, value))
+        assert r.status_code in (200, 400), (key, value, r.status_code)
