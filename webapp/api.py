@@ -258,7 +258,7 @@ def create_push():
         return json_error(400, "bad_request", usage)
     devices = body.devices or ([body.device] if body.device else [])
     how = Pick(tuple(devices), tuple(body.tags), body.all_online, body.only_needing,
-               wants_of(extension.of().store, get_db(), files, body.as_))
+               wants_of(extension.of().store, get_db(), files, body.as_, delete))
     if not how:
         return json_error(400, "bad_request", "pick devices: 'devices', 'tags' or "
                                               "'all_online'")

@@ -77,9 +77,10 @@ def _guard():
                                                      ": log in to manage tokens, the account "
                                                      "or device keys")
         return None
-    csrf.protect()
     if request.endpoint in OPEN_ENDPOINTS or current_user.is_authenticated:
+        csrf.protect()
         return None
+    # nobody logged in: that first (a CSRF error would send a script to reload a form)
     if wants_json():
         return json_error(401, "login_required", "log in, or send an API token as "
                                                  "'Authorization: Bearer ...'")

@@ -13,13 +13,14 @@ import time
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 
 from . import backup, board_tools, extension, keys
 from .db import get_db
 from .devices import NotForgettable, UnknownDevice
 from .filestore import FileTooLarge, NoSpace
 from .fleet_api import release_dicts
+from .manifest import Item
 from .names import BadName, check_device_name, check_target, is_device_name
 from .releases import ReleaseError
 from .rollout.service import RolloutRejected
@@ -28,6 +29,7 @@ from .targets import NoDevices, Pick, pick
 from .push import store
 from .push.service import PushRejected
 from .push.states import DELIVERED, FINAL, State
+from .schemas import SQLITE_MAX
 from .services import start_services, stop_services
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_UNCONFIRMED = 0, 1, 2, 3
@@ -64,6 +66,19 @@ def _connect(app, devices):
 @click.group("ota")
 def ota():
     """Push files to devices and list the devices."""
+
+
+def main():
+    """The `ota` command (an installed package's script): `flask --app webapp.wsgi ota`
+    without the flask part; the app is made as the server makes it (its settings from the
+    environment and the data folder)."""
+    from . import create_app
+    from .config import ConfigError
+    try:
+        app = create_app()
+    except ConfigError as exc:  # a bad setting: one line naming it, as the server says it
+        _die(EXIT_SETUP, "ota: %s" % exc)
+    ota.main(prog_name="ota", obj=ScriptInfo(create_app=lambda: app))
 
 
 def _update_options(force_help):
@@ -123,12 +138,13 @@ def push_command(files, devices, tags, all_online, target, mpy, only_needing, fo
     finally:
         for f in opened:
             f.close()
-    how = Pick(devices, tags, all_online, only_needing,
-               {target or s.name: s.sha1 for s in stored})
+    # each under the name given here: the same bytes stored before keep their first name
+    items = [Item(s, target or os.path.basename(p)) for p, s in zip(files, stored)]
+    how = Pick(devices, tags, all_online, only_needing, {i.target: i.file.sha1 for i in items})
     services = _connect(app, devices)
     try:
         devices = pick(db, extension.of(app).registry, how)
-        push_ids = services.pushes.create_many(db, devices, stored, target, force, mpy=mpy)
+        push_ids = services.pushes.create_many(db, devices, items, None, force, mpy=mpy)
     except (PushRejected, BadName, NoDevices) as exc:
         stop_services(app)
         _die(EXIT_SETUP, "cannot push: %s" % exc)
@@ -137,9 +153,8 @@ def push_command(files, devices, tags, all_online, target, mpy, only_needing, fo
                      for p, s in zip(files, stored))
     for push_id, device in zip(push_ids, devices):
         click.echo("push %d: %s to %s" % (push_id, said, device))
-    for s in stored if mpy else ():
+    for s, name in ((i.file, i.target) for i in items) if mpy else ():
         compiled = services.pushes.planner.compiled_size(s)
-        name = target or s.name
         if name.endswith(".py") and name not in board_tools.SOURCE_ONLY and compiled:
             click.echo("  %s precompiled as %s.mpy: %d bytes, %d %s" % (
                 name, name[:-3], compiled, abs(s.size - compiled),
@@ -247,22 +262,24 @@ def devices_command(as_json):
     fresh = services.bus.wait_connected(3) and services.bus.sync(3)
     stop_services(app)
     devices = ext.registry.all(get_db())
+    running = ext.releases.matcher(get_db())
     if as_json:
-        click.echo(json.dumps([d.to_dict() for d in devices], indent=2))
+        click.echo(json.dumps([dict(d.to_dict(), release=running(d.files)) for d in devices],
+                              indent=2))
         return
     if not fresh:
         click.echo("(broker unreachable: showing what was last recorded)", err=True)
     if not devices:
         click.echo("no devices yet: a device appears with its first heartbeat")
         return
-    click.echo("%-20s %-8s %9s %6s %-8s %5s  %-24s %s" % (
-        "DEVICE", "STATE", "LAST SEEN", "BOOT", "FW", "FILES", "MICROPYTHON", "TAGS"))
-    now = time.time()
-    for d in devices:
-        click.echo("%-20s %-8s %8ds %6s %-8s %5d  %-24s %s" % (
-            d.name, "online" if d.online else "offline", now - d.last_seen,
-            d.boot if d.boot is not None else "-", d.fw or "-", len(d.files), d.runs or "-",
-            ",".join(d.tags) or "-"))
+    rows = [(d.name, "online" if d.online else "offline", "%ds" % (time.time() - d.last_seen),
+             str(d.boot) if d.boot is not None else "-", d.fw or "-", str(len(d.files)),
+             d.runs or "-", running(d.files) or "-", ",".join(d.tags) or "-") for d in devices]
+    head = ("DEVICE", "STATE", "LAST SEEN", "BOOT", "FW", "FILES", "MICROPYTHON", "RELEASE",
+            "TAGS")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:  # columns as wide as their longest cell; the tags last
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
 
 
 @ota.command("device-add")
@@ -413,6 +430,11 @@ def forget_command(name):
     click.echo("forgot %s: its record and its key; its push history stays" % name)
 
 
+def _count(n, thing):
+    """"1 file", "2 files"."""
+    return "%d %s%s" % (n, thing, "" if n == 1 else "s")
+
+
 def _retag(name, change):
     registry = extension.of().registry
     db = get_db()
@@ -442,7 +464,13 @@ def tag_command(name, tags):
 @with_appcontext
 def untag_command(name, tags):
     """Take these tags off device NAME."""
-    _retag(name, lambda have: sorted(have - set(tags)))
+    def change(have):
+        missing = sorted({t.lower() for t in tags} - have)
+        if missing:
+            _die(EXIT_SETUP, "%s has no tag %s: it has %s" % (
+                name, ", ".join(missing), ", ".join(sorted(have)) or "none"))
+        return sorted(have - {t.lower() for t in tags})
+    _retag(name, change)
 
 
 # -- releases and rollouts ---------------------------------------------------------------------
@@ -470,6 +498,11 @@ def release_create_command(name, folder, delete_extra):
                   if not f.startswith(".")]
     try:
         targets = [check_target(p.replace(os.sep, "/")) for p in paths]  # FOLDER is the root
+        # all that can be checked before a byte is stored: a refused release stores nothing
+        ext.releases.check(db, name, targets)
+        for p, t in zip(paths, targets):
+            with open(os.path.join(folder, p), "rb") as f:
+                ext.releases.check_source(t, f.read())
         opened = [open(os.path.join(folder, p), "rb") for p in paths]
         try:
             stored = ext.store.save_all(db, [(f, t.rpartition("/")[2])
@@ -492,8 +525,9 @@ def release_list_command():
     if not found:
         click.echo("no releases yet: ota release create NAME FOLDER")
     for r in found:
-        click.echo("%-24s %d files  %3d devices run it%s" % (
-            r["name"], len(r["files"]), r["devices"],
+        click.echo("%-24s %s  %s run%s it%s" % (
+            r["name"], _count(len(r["files"]), "file"), _count(r["devices"], "device"),
+            "s" if r["devices"] == 1 else "",
             "  (deletes extra files)" if r["delete_extra"] else ""))
 
 
@@ -546,9 +580,10 @@ def rollout_start_command(release, devices, tags, all_online, canary, wave_size,
     except (BadName, NoDevices, RolloutRejected) as exc:
         _die(EXIT_SETUP, "no rollout was made: %s" % exc)
     shown = ext.rollouts.describe(db, rollout_id)
-    click.echo("rollout %d of %s: %d devices (%d run it already)%s" % (
-        rollout_id, release, shown["total"], shown["counts"]["skipped"],
-        "" if auto_continue else "; after the canary: ota rollout resume %d" % rollout_id))
+    click.echo("rollout %d of %s: %s (%d run it already)%s" % (
+        rollout_id, release, _count(shown["total"], "device"), shown["counts"]["skipped"],
+        "; after the canary: ota rollout resume %d" % rollout_id
+        if canary and not auto_continue else ""))
 
 
 @rollout_group.command("list")
@@ -565,7 +600,7 @@ def rollout_list_command():
 
 
 @rollout_group.command("show")
-@click.argument("rollout_id", type=int)
+@click.argument("rollout_id", type=click.IntRange(1, SQLITE_MAX))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @with_appcontext
 def rollout_show_command(rollout_id, as_json):
@@ -582,8 +617,9 @@ def rollout_show_command(rollout_id, as_json):
                              shown["finished"], shown["total"], 100 * shown["failure_share"],
                              100 * shown["settings"]["threshold"]))
     for d in shown["devices"]:
-        wave = "-" if d["wave"] is None else "canary" if d["wave"] == 0 and \
-            shown["settings"]["canary"] else str(d["wave"])
+        canary = shown["settings"]["canary"]  # waves as the page names them
+        wave = "-" if d["wave"] is None else "canary" if d["wave"] == 0 and canary else \
+            str(d["wave"] if canary else d["wave"] + 1)
         click.echo("  %-7s %-20s %-10s %s" % (wave, d["device"], d["state"], d["detail"] or ""))
 
 
@@ -596,7 +632,7 @@ def _steer(rollout_id, action, said):
 
 
 @rollout_group.command("pause")
-@click.argument("rollout_id", type=int)
+@click.argument("rollout_id", type=click.IntRange(1, SQLITE_MAX))
 @with_appcontext
 def rollout_pause_command(rollout_id):
     """Start no more pushes (those going finish)."""
@@ -604,7 +640,7 @@ def rollout_pause_command(rollout_id):
 
 
 @rollout_group.command("resume")
-@click.argument("rollout_id", type=int)
+@click.argument("rollout_id", type=click.IntRange(1, SQLITE_MAX))
 @with_appcontext
 def rollout_resume_command(rollout_id):
     """Go on with a paused or stopped rollout, or past its healthy canary."""
@@ -612,7 +648,7 @@ def rollout_resume_command(rollout_id):
 
 
 @rollout_group.command("cancel")
-@click.argument("rollout_id", type=int)
+@click.argument("rollout_id", type=click.IntRange(1, SQLITE_MAX))
 @with_appcontext
 def rollout_cancel_command(rollout_id):
     """End a rollout: devices not pushed yet are left as they are."""

@@ -30,15 +30,15 @@ class UnknownDevice(LookupError):
 
 
 def check_tags(tags):
-    """The tags, sorted and each once; ValueError says which one breaks the rules (1 to 32
-    letters, digits, '_', '.', ':' or '-'; at most MAX_TAGS)."""
+    """The tags in lower case, sorted and each once; ValueError says which one breaks the
+    rules (1 to 32 letters, digits, '_', '.', ':' or '-'; at most MAX_TAGS)."""
     if not isinstance(tags, (list, tuple)):
         raise ValueError("tags are a list of names")
     for tag in tags:
         if not isinstance(tag, str) or _TAG.fullmatch(tag) is None:
             raise ValueError("a tag is 1 to 32 letters, digits, '_', '.', ':' or '-': %r"
                              % (tag,))
-    tags = sorted(set(tags))
+    tags = sorted({t.lower() for t in tags})  # "Kitchen" is "kitchen": one tag, any case
     if len(tags) > MAX_TAGS:
         raise ValueError("a device has at most %d tags" % MAX_TAGS)
     return tags
@@ -259,6 +259,7 @@ def select(devices, q=None, tag=None, state=None, sort=None):
     "probation" is online on probation), sorted by SORTS[sort]: by name (as given), problems
     first (offline, then on probation), or the newest first."""
     q = q.casefold() if q else None
+    tag = tag.lower() if tag else None  # tags are kept in lower case (check_tags)
     found = [d for d in devices
              if (q is None or q in d.name.casefold()) and (tag is None or tag in d.tags)
              and (state is None or (d.online if state == "online" else not d.online
@@ -353,7 +354,7 @@ class Registry:
 
     def tagged(self, db, tags):
         """The names of the devices carrying any of `tags`, sorted."""
-        tags = list(tags)
+        tags = [t.lower() for t in tags]
         if not tags:
             return []
         return [r[0] for r in db.execute(

@@ -19,11 +19,12 @@ def json_error(status, error, message):
 
 def _handle_http(exc):
     message = exc.description
+    error = (exc.name or "error").lower().replace(" ", "_")
     if isinstance(exc, RequestEntityTooLarge):
         from flask import current_app
         message = "the upload is larger than the limit of %d bytes (OTA_MAX_UPLOAD)" % (
             current_app.config["OTA_MAX_UPLOAD"])
-    error = (exc.name or "error").lower().replace(" ", "_")
+        error = "too_large"  # as a file over the limit inside a request is named
     return _answer(exc.code, error, exc.name, message)
 
 

@@ -64,6 +64,11 @@ def release_from_folder(db, name, delete_extra, uploads, paths=()):
         raise UploadRefused(400, "bad_request", "send one 'path' per 'file', or none")
     try:
         targets = folder_targets(paths or [u.filename for u in uploads])
+        # all that can be checked before a byte is stored: a refused release stores nothing
+        ext.releases.check(db, name, targets)
+        for u, t in zip(uploads, targets):
+            ext.releases.check_source(t, u.stream.read())
+            u.stream.seek(0)
         # a display name for the store: the file's own name
         stored = ext.store.save_all(db, [(u.stream, check_display_name(t.rpartition("/")[2]))
                                          for u, t in zip(uploads, targets)])
@@ -97,13 +102,15 @@ def create_release():
             return json_error(exc.status, exc.error, str(exc))
         return jsonify(made.to_dict()), 201
     body = parse(NewRelease, json_body())
-    files = []
-    for target, ref in body.files.items():
-        stored = ext.store.find(db, ref)
-        if stored is None:
-            return json_error(400, "rejected", "no stored file matches %r" % ref)
-        files.append((target, stored))
     try:
+        ext.releases.check(db, body.name, list(body.files))  # its names first
+        files = []
+        for target, ref in body.files.items():
+            stored = ext.store.find(db, ref)
+            if stored is None:
+                raise ReleaseError("no stored file matches %r (a SHA-256, a prefix of 6 or "
+                                   "more of either hash, or a stored name)" % ref)
+            files.append((target, stored))
         made = ext.releases.create(db, body.name, files, body.delete_extra)
     except ReleaseError as exc:
         return json_error(400, "rejected", "no release was made: %s" % exc)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from . import assets
-from .names import RESERVED, check_target
+from .names import check_target, is_reserved
 
 MAX_FILES = 8
 MAX_MANIFEST = 1024
@@ -27,6 +27,17 @@ def runtime_files():
     except (OSError, assets.AssetsMissing):
         mods = []
     return frozenset(m + ext for m in mods for ext in (".py", ".mpy"))
+
+
+def is_protected(target):
+    """Whether `target` is the safe-boot code, in any case (a board's FAT file system takes
+    BOOT.PY for boot.py)."""
+    return target.lower() in PROTECTED
+
+
+def is_runtime(target):
+    """Whether `target` is one of the firmware's own files (runtime_files), in any case."""
+    return target.lower() in runtime_files()
 
 
 class BadPayload(ValueError):
@@ -53,17 +64,17 @@ def check_targets(targets, force=False, deletes=()):
         raise BadPayload("a push carries at most %d files to write or delete" % MAX_FILES)
     seen = set()
     for target in targets:
-        if target in deletes and target in RESERVED:
+        if target in deletes and is_reserved(target):
             raise BadPayload("%s holds the device's settings and is never deleted" % target)
         check_target(target)
         if target in seen:
             raise BadPayload("%s is named twice in one push" % target)
         seen.add(target)
         verb = "delete" if target in deletes else "push"
-        if target in PROTECTED and not force:
+        if is_protected(target) and not force:
             raise BadPayload("%s is the safe-boot code: a broken one can stop the board from "
                              "booting; confirm you know (force) to %s it" % (target, verb))
-        if verb == "delete" and target in runtime_files() and not force:
+        if verb == "delete" and is_runtime(target) and not force:
             raise BadPayload("%s is part of the device's runtime: without it the board cannot "
                              "stay reachable; confirm you know (force) to delete it" % target)
     for target in targets:  # the folder of one is another: no rename could place both

@@ -8,6 +8,12 @@ MAX_TARGET = 64
 RESERVED = ("settings.json",)
 
 
+def is_reserved(name):
+    """Whether `name` is the device's settings file, in any case: a board's FAT file system
+    takes SETTINGS.JSON for settings.json."""
+    return name.lower() in RESERVED
+
+
 class BadName(ValueError):
     """A device or file name breaks the protocol's naming rules; the message says which."""
 
@@ -45,7 +51,7 @@ def check_target(name):
                           "or '|': %r" % name)
     if len(parts) > 2:
         raise BadName("the file name on the device may have one sub-folder at most: %r" % name)
-    if name in RESERVED:
+    if is_reserved(name):
         raise BadName("%s holds the device's settings and is not replaced by a push" % name)
     return name
 

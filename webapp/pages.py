@@ -352,7 +352,9 @@ def _rollout_body(form):
             value = float(text)
         except ValueError:
             raise BadInput("%s: %r is not a number" % (name, text)) from None
-        if scale:
+        if scale:  # the form asks in minutes: say its bounds in minutes too
+            if not 0 <= value <= 30 * 24 * 60:
+                raise BadInput("offline wait: 0 to %d minutes (30 days)" % (30 * 24 * 60))
             body[name] = value * scale
         else:
             body[name] = int(value) if value.is_integer() else value

@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass
 
 from .db import transaction
-from .manifest import MAX_FILES, PROTECTED, BadPayload, Item, check_targets, runtime_files
-from .names import RESERVED, BadName, check_target
+from . import board_tools
+from .manifest import MAX_FILES, BadPayload, Item, check_targets, is_protected, is_runtime
+from .names import BadName, check_target, is_reserved
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,48}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}")  # never "-x" (an option) nor ".x"
 
 
 class ReleaseError(ValueError):
@@ -23,22 +24,28 @@ class ReleaseError(ValueError):
 def kept(target):
     """Whether `target` stays on a device whatever release it converges to: its settings, the
     safe-boot code and the firmware's runtime (the board needs them to stay reachable)."""
-    return target in RESERVED or target in PROTECTED or target in runtime_files()
+    return is_reserved(target) or is_protected(target) or is_runtime(target)
 
 
 def check_release_name(name):
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None or name.strip(".") == "":
-        raise ReleaseError("a release name is 1 to 48 letters, digits, '_', '.' or '-': %r"
-                           % (name,))
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise ReleaseError("a release name is 1 to 48 letters, digits, '_', '.' or '-', "
+                           "starting with a letter or digit: %r" % (name,))
     return name
 
 
 def folder_targets(paths):
-    """The names on the device of a folder's files, from their paths as uploaded
-    ("lamp-v2/main.py", "lamp-v2/lib/x.py"): the one folder that holds them all (the folder
-    dropped) is dropped, "\\"
-    reads as "/". BadName when a name breaks the naming rules (names.check_target)."""
-    parts = [p.replace("\\", "/").strip("/").split("/") for p in paths]
+    """The names on the device of a folder's files, from their paths in the folder as a
+    browser gives them ("lamp-v2/main.py", "lamp-v2/lib/x.py"): the one folder that holds
+    them all (the folder dropped) is dropped. BadName when a path is not relative with "/"
+    between its parts, or a name breaks the naming rules (names.check_target)."""
+    parts = []
+    for path in paths:
+        split = path.split("/") if isinstance(path, str) else [""]
+        if "\\" in path or any(p in ("", ".", "..") for p in split):
+            raise BadName("a path in the folder is relative, with '/' between its parts and "
+                          "no empty, '.' or '..' part: %r" % (path,))
+        parts.append(split)
     if parts and all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
         parts = [p[1:] for p in parts]
     return [check_target("/".join(p)) for p in parts]
@@ -87,26 +94,47 @@ class Releases:
         self.store, self.registry = store_, registry
         self._cache = (None, [])  # (MAX(id), COUNT(*)) -> [Release], newest first
 
-    def create(self, db, name, files, delete_extra=False):
-        """A new release `name` of `files` [(target, StoredFile)]. ReleaseError says why not:
-        a name taken or against the rules, a target twice or against the naming rules, the
-        safe-boot code or settings.json (never part of a release: a forced push replaces the
-        safe-boot code), more files than one bundle carries (manifest.MAX_FILES)."""
+    def check(self, db, name, targets):
+        """Everything about a new release that its names decide, before any file of it is
+        stored; ReleaseError says why not: a name taken or against the rules, a target twice
+        or against the naming rules, the safe-boot code or settings.json (never part of a
+        release: a forced push replaces the safe-boot code), more files than one bundle
+        carries (manifest.MAX_FILES)."""
         check_release_name(name)
-        if not files:
+        if not targets:
             raise ReleaseError("a release holds at least one file")
-        targets = [target for target, _ in files]
         try:
             for target in targets:
                 check_target(target)
-                if target in PROTECTED:
+                if is_protected(target):
                     raise ReleaseError("%s is the safe-boot code: it is never part of a "
                                        "release (a forced push replaces it)" % target)
             check_targets(targets)
         except (BadName, BadPayload) as exc:
             raise ReleaseError(str(exc)) from None
-        if len(files) > MAX_FILES:
+        if len(targets) > MAX_FILES:
             raise ReleaseError("a release holds at most %d files (one bundle)" % MAX_FILES)
+        if db.execute("SELECT 1 FROM releases WHERE name = ?", (name,)).fetchone():
+            raise ReleaseError("there is a release named %s already: releases never change, "
+                               "give the new one a new name" % name)
+
+    @staticmethod
+    def check_source(target, data):
+        """A .py of a release must compile (board_tools.check_source), as a push's must:
+        ReleaseError says where it does not."""
+        if target.endswith(".py"):
+            try:
+                board_tools.check_source(data, target)
+            except board_tools.SourceError as exc:
+                raise ReleaseError(str(exc)) from None
+
+    def create(self, db, name, files, delete_extra=False):
+        """A new release `name` of `files` [(target, StoredFile)]; ReleaseError says why not
+        (check, check_source)."""
+        self.check(db, name, [target for target, _ in files])
+        for target, f in files:
+            with open(self.store.path(f.sha256), "rb") as source:
+                self.check_source(target, source.read())
         now = time.time()
         with transaction(db):
             if db.execute("SELECT 1 FROM releases WHERE name = ?", (name,)).fetchone():
@@ -160,8 +188,9 @@ class Releases:
         return release
 
     def running(self, db, device_files):
-        """The name of the newest release a device listing `device_files` runs, "modified"
-        when it runs none of them, None when there are no releases."""
+        """The name of the release a device listing `device_files` runs (of those it runs,
+        the one with the most files, then the newest), "modified" when it runs none of them,
+        None when there are no releases."""
         return self.matcher(db)(device_files)
 
     def matcher(self, db):
@@ -172,10 +201,14 @@ class Releases:
         def running(device_files):
             if not releases:
                 return None
-            for release in releases:
-                if release.runs_on(device_files):
-                    return release.name
-            return "modified"
+            # the one it runs most of: a release whose files are a part of another's would
+            # match a device on the larger one too (ties: the newest)
+            best = None
+            for release in releases:  # newest first
+                if release.runs_on(device_files) and (
+                        best is None or len(release.files) > len(best.files)):
+                    best = release
+            return best.name if best else "modified"
         return running
 
     def _load(self, db, row):

@@ -20,22 +20,29 @@ class Pick:
     tags: tuple = ()
     all_online: bool = False
     only_needing: bool = False
-    wants: dict = field(default_factory=dict)  # {target: sha1} of the set, for only_needing
+    wants: dict = field(default_factory=dict)  # has_all's, for only_needing
 
     def __bool__(self):
         return bool(self.devices or self.tags or self.all_online)
 
 
 def has_all(device, wants):
-    """Whether `device` (devices.Device) lists every {target: sha1} of `wants`."""
-    return all(device.files.get(target) == sha1 for target, sha1 in wants.items())
+    """Whether `device` (devices.Device) is as `wants` says: {target: sha1} listed with that
+    SHA-1, {target: None} not listed (a delete)."""
+    return all(device.files.get(target) == sha1 if sha1 else target not in device.files
+               for target, sha1 in wants.items())
 
 
-def wants_of(store, db, refs, name=None):
-    """{target: sha1} of the stored files `refs` name (those found), under `name` for one:
-    the file set of a push, for Pick.only_needing."""
+def wants_of(store, db, refs, name=None, deletes=()):
+    """{target: sha1, deleted target: None} of a push of the stored files `refs` (under
+    `name` for one) and `deletes`, for Pick.only_needing; None when a ref matches no stored
+    file (the push is refused for that, not the devices)."""
     found = [store.find(db, ref) for ref in refs]
-    return {name or f.name: f.sha1 for f in found if f is not None}
+    if None in found:
+        return None
+    wants = {name or f.name: f.sha1 for f in found}
+    wants.update({target: None for target in deletes})
+    return wants
 
 
 def pick(db, registry, how):
@@ -53,10 +60,11 @@ def pick(db, registry, how):
     names = list(dict.fromkeys(names))
     if not names:
         raise NoDevices("no device matches: %s" % _asked(how))
-    if how.only_needing:
+    if how.only_needing and how.wants is not None:
         needing = [n for n in names if n not in every or not has_all(every[n], how.wants)]
         if not needing:
-            raise NoDevices("every device picked (%d) has these files already" % len(names))
+            raise NoDevices("every device picked (%d) is as this push would leave it "
+                            "already" % len(names))
         names = needing
     return names
 

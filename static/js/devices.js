@@ -379,7 +379,8 @@
       if (!r.ok) throw new Error(stored.message || "HTTP " + r.status);
       status.textContent = `pushing ${file.name}…`;
       const pushed = await send(root.dataset.pushesUrl, "POST",
-        { file: stored.files[0].sha256, devices: [c.dataset.device] });
+        // under the name dropped: the same bytes stored before keep their first name
+        { file: stored.files[0].sha256, as: file.name, devices: [c.dataset.device] });
       location.assign(root.dataset.timelineUrl.replace("IDS", pushed.pushes.join(",")));
     } catch (err) {
       status.textContent = `not pushed: ${err.message}`;

@@ -19,8 +19,14 @@
     status.className = "release-status " + (ok ? "ok" : "error");
   }
 
+  // Left out as `ota release create` leaves them out: hidden files and folders (.git,
+  // .DS_Store) and Python's __pycache__.
+  function kept({ path }) {
+    return !path.split("/").some((part) => part.startsWith(".") || part === "__pycache__");
+  }
+
   function show(files) {
-    chosen = files.sort((a, b) => a.path.localeCompare(b.path));
+    chosen = files.filter(kept).sort((a, b) => a.path.localeCompare(b.path));
     list.replaceChildren(...chosen.map(({ file, path }) =>
       el("li", { class: "upload" }, el("code", {}, path), " ", size(file.size))));
     const tops = new Set(chosen.map(({ path }) => path.split("/")[0]));

@@ -26,14 +26,14 @@
 
   function render(r) {
     root.className = "rollout state-" + r.state;
-    f("phase").textContent = r.state;
+    f("phase").textContent = states.labels[r.state] || r.state;
     f("reason").textContent = r.reason || "";
     const bar = f("progress");
     bar.max = r.total || 1;
     bar.value = r.finished;
     const said = states.steps.filter((s) => r.counts[s]).map((s) => `${r.counts[s]} ${s}`);
     f("counts").textContent = `${r.finished} of ${r.total} devices finished: ${said.join(", ")}`;
-    f("failures").textContent = `Failed: ${pct(r.failure_share)} of the devices decided ` +
+    f("failures").textContent = `Failed: ${pct(r.failure_share)} of the devices pushed to ` +
       `(it stops over ${pct(r.settings.threshold)})`;
     for (const form of forms) {
       const action = form.dataset.action;

@@ -43,6 +43,9 @@ def test_a_folder_becomes_a_release_rolled_out_canary_first_then_on_a_go(
     for target, data in FILES.items():
         (folder / target).parent.mkdir(parents=True, exist_ok=True)
         (folder / target).write_bytes(data)
+    (folder / ".DS_Store").write_bytes(b"\0")  # left out, as `ota release create` does
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "lamp_level.cpython-311.pyc").write_bytes(b"\0")
     names = [d.name for d in fleet]
 
     # the folder, chosen (Selenium cannot drag one from the desktop)
@@ -96,7 +99,7 @@ def test_a_folder_becomes_a_release_rolled_out_canary_first_then_on_a_go(
     # the canary goes first, then the rollout waits for a go
     wait(browser, lambda b: "waiting for a go" in text(b, '[data-field="reason"]'),
          timeout=40, what="the canary to finish")
-    assert text(browser, '[data-field="phase"]') == "waiting_go"
+    assert text(browser, '[data-field="phase"]') == "waiting for a go"
     shown = rows(browser)
     canaries = [n for n, (title, _, _) in shown.items() if title == "Canary"]
     assert len(canaries) == 1 and shown[canaries[0]][1:] == ("done", True)

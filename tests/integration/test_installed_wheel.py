@@ -96,8 +96,8 @@ def test_the_installed_package_runs_from_anywhere(installed):
                                  text=True, timeout=60).stdout
             return any(line.split()[:2] == ["sim-1", "online"] for line in out.splitlines())
         wait_until(online, 60, what="sim-1 from the installed ota-sim")
-        push = subprocess.run(flask + ["push", "hello.py", "--device", "sim-1", "--wait",
-                                       "--timeout", "60"],
+        push = subprocess.run([str(bin_dir / "ota"), "push", "hello.py", "--device", "sim-1",
+                               "--wait", "--timeout", "60"],
                               cwd=work, env=env, capture_output=True, text=True, timeout=120)
         assert push.returncode == 0, push.stdout + push.stderr
         assert "done: confirmed" in push.stdout

@@ -274,3 +274,14 @@ def test_a_token_on_a_route_that_does_not_exist_gets_a_404(app, client):
 def test_a_client_that_accepts_anything_gets_the_page_not_json(anon):
     r = anon.get("/", headers={"Accept": "*/*"})
     assert r.status_code == 302 and "/login" in r.location
+
+
+def test_a_request_over_the_limit_as_a_whole_is_too_large_by_the_same_name(client):
+    # several files each under OTA_MAX_UPLOAD (4 KB here) but together past the request's
+    # limit (OTA_MAX_UPLOAD + 64 KB): a folder's release, say
+    files = [(io.BytesIO(b"x" * 4000), "f/x%d.bin" % i) for i in range(20)]
+    r = client.post("/api/releases", data={"name": "big", "file": files},
+                    content_type="multipart/form-data")
+    assert (r.status_code, r.json["error"]) == (413, "too_large")
+    assert "OTA_MAX_UPLOAD" in r.json["message"]
+    assert client.get("/api/files").json["files"] == []

@@ -173,3 +173,10 @@ def test_users_are_unique_and_need_long_passwords(app):
             users.create_user(db, "a", PASSWORD)
         with pytest.raises(users.BadCredentials, match="10 characters"):
             users.create_user(db, "b", "123")
+
+
+def test_a_script_without_a_login_is_told_to_log_in_not_to_reload_a_form(anon):
+    for method, url in (("POST", "/api/rollouts"), ("POST", "/api/pushes"),
+                        ("PUT", "/api/devices/lamp1/tags"), ("DELETE", "/api/releases/x")):
+        r = anon.open(url, method=method, json={})
+        assert (r.status_code, r.json["error"]) == (401, "login_required"), (method, url)

@@ -2,6 +2,7 @@
 start/list/show/pause/resume/cancel` (the server runs rollouts; the CLI writes them), and
 every package of webapp/ in the wheel."""
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -31,7 +32,7 @@ def test_a_release_is_made_from_a_folder_listed_and_deleted(app, tmp_path):
     assert r.exit_code == 0, r.output
     assert r.output == "release lamp-2: lib/util.py, main.py (deletes what it does not hold)\n"
     r = ota(app, "release", "list")
-    assert re.search(r"lamp-2\s+2 files\s+1 devices run it\s+\(deletes extra files\)", r.output)
+    assert re.search(r"lamp-2\s+2 files\s+1 device runs it\s+\(deletes extra files\)", r.output)
     again = ota(app, "release", "create", "lamp-2", str(folder))
     assert again.exit_code == 2 and "releases never change" in again.output
 
@@ -106,3 +107,39 @@ def test_every_package_of_webapp_goes_into_the_wheel():
     packages = set(re.findall(r'"([^"]+)"', listed))
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.glob("webapp/**/__init__.py")}
     assert found - packages == set()
+
+
+def test_a_refused_release_stores_nothing_and_a_syntax_error_is_refused(app, tmp_path, client):
+    for files, message in (({"boot.py": b"pass\n", "unique.py": b"U = 1\n"}, "safe-boot code"),
+                           ({"BOOT.PY": b"pass\n"}, "safe-boot code"),
+                           ({"SETTINGS.JSON": b"{}"}, "settings"),
+                           ({"bad.py": b"def (\n", "ok.py": b"K = 1\n"}, "bad.py, line 1")):
+        folder = tmp_path / ("f%d" % len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        r = ota(app, "release", "create", "r1", str(folder))
+        assert r.exit_code == 2 and message in r.output, (files, r.output)
+        upload = {"name": "r1", "file": [(io.BytesIO(d), "f/" + n) for n, d in files.items()]}
+        r = client.post("/api/releases", data=upload, content_type="multipart/form-data")
+        assert r.status_code == 400 and message in r.json["message"], (files, r.json)
+    assert client.get("/api/files").json["files"] == []  # nothing was stored
+    for name in ("-x", ".hidden", "a/b", "<b>"):
+        r = client.post("/api/releases", json={"name": name, "files": {"a.py": "nothing"}})
+        assert r.status_code == 400 and "release name is" in r.json["message"], name
+
+
+def test_huge_rollout_ids_and_names_are_refused_without_a_traceback(app):
+    for args in (["show", "99999999999999999999"], ["pause", "0"], ["cancel", "-1"]):
+        r = ota(app, "rollout", *args)
+        assert r.exit_code == 2 and "Traceback" not in r.output and r.exception is None or \
+            isinstance(r.exception, SystemExit), (args, r.output)
+        assert "is not in the range" in r.output or "No such option" in r.output, r.output
+
+
+def test_tags_are_one_in_any_case_and_untag_says_what_is_not_there(app):
+    beat(app, "lamp1")
+    assert ota(app, "tag", "lamp1", "Kitchen", "kitchen").output == "lamp1: kitchen\n"
+    r = ota(app, "untag", "lamp1", "garden")
+    assert r.exit_code == 2 and "lamp1 has no tag garden: it has kitchen" in r.output
+    assert ota(app, "untag", "lamp1", "KITCHEN").output == "lamp1: no tags\n"

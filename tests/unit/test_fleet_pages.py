@@ -99,8 +99,13 @@ def test_the_rollout_form_picks_by_tag_or_every_online_device(app, fleet, client
     client.put("/api/devices/d05/tags", json={"tags": ["kitchen"]})
     assert "kitchen" in client.get("/rollouts/new").data.decode()
     r = client.post("/rollouts", data={"release": "v2", "tag": "kitchen"})
-    assert [d["device"] for d in client.get("/api/rollouts/%s" % r.location.rsplit("/", 1)[1])
+    first = r.location.rsplit("/", 1)[1]
+    assert [d["device"] for d in client.get("/api/rollouts/%s" % first)
             .json["devices"]] == ["d05"]
+    r = client.post("/rollouts", data={"release": "v2", "all_online": "yes"})
+    assert "/rollouts/new" in r.location  # d05 is in rollout 1, which has not ended
+    assert "d05 (rollout %s)" % first in flashes(client.get(r.location))[-1]
+    client.post("/api/rollouts/%s/cancel" % first)
     r = client.post("/rollouts", data={"release": "v2", "all_online": "yes"})
     shown = client.get("/api/rollouts/%s" % r.location.rsplit("/", 1)[1]).json
     assert shown["total"] == 20 and shown["counts"]["skipped"] == 1  # d19 runs v2
@@ -110,6 +115,8 @@ def test_the_rollout_form_says_why_it_starts_nothing(app, fleet, client):  # noq
     for form, said in [
             ({"device": []}, "Not started: no devices picked: name devices or tags, or pick every online device."),
             ({"canary": "lots"}, "Not started: canary: 'lots' is not a number."),
+            ({"offline_wait_min": "50000"},
+             "Not started: offline wait: 0 to 43200 minutes (30 days)."),
             ({"release": "nope"}, "Not started: no release named nope."),
             ({"device": ["../x"]}, None)]:
         r = start(client, **form)

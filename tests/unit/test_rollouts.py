@@ -125,7 +125,7 @@ def test_too_many_failures_stop_it_and_a_resume_counts_from_there(app, fleet):
     shown = advance(app, ext, rid)  # the canary passed: wave 1 (d01-d04) starts
     end_pushes(app, shown, fail={"d02", "d03"})
     shown = advance(app, ext, rid)
-    assert (shown["state"], shown["reason"]) == ("stopped", "2 of the 5 devices decided failed "
+    assert (shown["state"], shown["reason"]) == ("stopped", "2 of the 5 devices pushed to failed "
                                                  "(40 %, over the threshold of 20 %)")
     assert shown["failure_share"] == 0.4 and states(shown)["d02"] == "failed"
     assert "rolled back: boot 2" in [d["detail"] for d in shown["devices"]]
@@ -274,12 +274,95 @@ def test_delete_extra_deletes_what_the_release_does_not_hold_but_never_the_runti
 def test_folder_targets_drop_the_common_folder_only():
     assert folder_targets(["a/main.py", "a/lib/x.py"]) == ["main.py", "lib/x.py"]
     assert folder_targets(["main.py", "lib/x.py"]) == ["main.py", "lib/x.py"]
-    assert folder_targets(["a\\main.py"]) == ["main.py"]
-    with pytest.raises(ValueError):
-        folder_targets(["a/.hidden"])
+    for bad in (["a/.hidden"], ["/abs/path.py"], ["C:\\x\\y.py"], ["dir//app.py"],
+                ["../../etc/passwd"], ["a/./b.py"]):
+        with pytest.raises(ValueError):
+            folder_targets(bad)
 
 
 def test_release_names_follow_rules(app, fleet):
     ext, _ = fleet
     with app.app_context(), pytest.raises(ReleaseError):
         ext.releases.create(get_db(), "../x", [])
+
+
+def test_a_rollout_refuses_devices_never_heard_from_or_in_another_rollout(app, fleet, client):
+    r = client.post("/api/rollouts", json={"release": "v2", "devices": ["d01", "typo-1"]})
+    assert r.status_code == 400 and "never heard from: typo-1" in r.json["message"]
+    first = client.post("/api/rollouts", json={"release": "v2", "devices": ["d01", "d02"]})
+    assert first.status_code == 202
+    r = client.post("/api/rollouts", json={"release": "v2", "devices": ["d02", "d03"]})
+    assert r.status_code == 400 and r.json["message"] == (
+        "already in a rollout that has not ended: d02 (rollout %d); cancel it or leave them "
+        "out" % first.json["id"])
+    client.post("/api/rollouts/%d/cancel" % first.json["id"])
+    assert client.post("/api/rollouts", json={"release": "v2", "devices": ["d02", "d03"]}
+                       ).status_code == 202
+
+
+def test_the_share_counts_the_pushes_going_so_one_early_rollback_is_not_100_percent(app, fleet):
+    ext, fake = fleet
+    with app.app_context():
+        rid = ext.rollouts.create(get_db(), "v2", ["d%02d" % i for i in range(6)], Settings(
+            canary=0, wave_size=5, concurrency=5, threshold=0.4))
+    shown = advance(app, ext, rid)
+    with app.app_context():  # one rolls back at once; four are still on probation
+        d = next(d for d in shown["devices"] if d["device"] == "d00")
+        push_store.finish(get_db(), d["push_id"], State.FAILED, "rolled back", "boot 2")
+    shown = advance(app, ext, rid)
+    assert shown["state"] == "running" and shown["failure_share"] == 0.2
+    end_pushes(app, shown, fail={"d01", "d02"})
+    shown = advance(app, ext, rid)
+    assert shown["state"] == "stopped" and shown["reason"].startswith(
+        "3 of the 5 devices pushed to failed (60 %")
+    with app.app_context():
+        ext.rollouts.resume(get_db(), rid)
+    shown = advance(app, ext, rid)
+    end_pushes(app, shown)
+    shown = advance(app, ext, rid)
+    assert (shown["state"], shown["reason"]) == ("done", "3 done, 3 failed")
+
+
+def test_a_canary_that_never_answers_stops_it_and_a_resume_goes_on_past_a_failed_one(app, fleet):
+    ext, fake = fleet
+    with app.app_context():
+        rid = ext.rollouts.create(get_db(), "v2", ["d06", "d07"], Settings(canary=1,
+                                                                          offline_wait=5))
+    beat(app, "d06", online=False, reason="lost")  # the canary goes away before its turn
+    shown = advance(app, ext, rid)
+    assert [d["state"] for d in shown["devices"]] == ["waiting", "pending"]
+    with app.app_context():
+        ext.rollouts.advance(get_db(), rid, now=time.time() + 6)
+        shown = ext.rollouts.describe(get_db(), rid)
+    assert (shown["state"], shown["reason"]) == ("stopped", "the canary never answered: "
+                                                            "still offline after the wait")
+    with app.app_context():  # a person goes on anyway
+        ext.rollouts.resume(get_db(), rid)
+    shown = advance(app, ext, rid)
+    assert shown["state"] == "running" and [d["state"] for d in shown["devices"]] == [
+        "offline", "pushing"]
+
+
+def test_a_device_too_far_from_the_release_fails_with_what_to_do(app, fleet):
+    ext, fake = fleet
+    main = store_file(app, b"print('v4')\n", "main.py")
+    beat(app, "d08", files={"x%d.py" % i: "%040d" % i for i in range(9)})
+    with app.app_context():
+        ext.releases.create(get_db(), "v4", [("main.py", main)], delete_extra=True)
+        rid = ext.rollouts.create(get_db(), "v4", ["d08"], Settings(canary=0))
+    shown = advance(app, ext, rid)
+    assert shown["devices"][0]["state"] == "failed" and fake.made == []
+    assert shown["devices"][0]["detail"] == (
+        "needs 10 changes (files written and deleted) to run v4, more than one update carries "
+        "(8): bring it closer by hand first")
+
+
+def test_a_device_runs_the_release_it_holds_most_of_not_a_newer_part_of_it(app, fleet):
+    ext, _ = fleet
+    with app.app_context():
+        v2 = ext.releases.get(get_db(), "v2")
+        ext.releases.create(get_db(), "util-only", [("lib/util.py", dict(v2.files)["lib/util.py"])])
+        running = ext.releases.matcher(get_db())
+    assert running(v2.wants) == "v2"  # it holds util-only's file too: v2 says more
+    assert running({"lib/util.py": v2.wants["lib/util.py"]}) == "util-only"
+    assert running({}) == "modified"

@@ -84,10 +84,26 @@ def test_the_push_form_picks_by_tag_and_skips_devices_that_have_the_files(app, c
     assert r.status_code == 503 and b"not running" in r.data
     r = client.post("/push", data={"file": sha256, "device": "lamp1", "only_needing": "yes"},
                     follow_redirects=True)
-    assert b"every device picked (1) has these files already" in r.data
+    assert b"every device picked (1) is as this push would leave it already" in r.data
     r = client.post("/api/pushes", json={"file": sha256, "tags": ["hall"], "only_needing": True,
                                          "devices": ["lamp1"]})
     assert r.status_code == 503  # picked lamp2; pushes do not run here
     r = client.post("/api/pushes", json={"file": sha256, "devices": ["lamp1"],
                                          "only_needing": True})
     assert (r.status_code, r.json["error"]) == (400, "no_devices")
+
+
+def test_only_needing_counts_deletes_and_leaves_an_unknown_file_to_the_push(app, client):
+    beat(app, "has", files={"notes.txt": "a" * 40})
+    beat(app, "hasnt")
+    client.put("/api/devices/has/tags", json={"tags": ["hall"]})
+    client.put("/api/devices/hasnt/tags", json={"tags": ["hall"]})
+    r = client.post("/api/pushes", json={"delete": ["notes.txt"], "devices": ["hasnt"],
+                                         "only_needing": True})
+    assert (r.status_code, r.json["error"]) == (400, "no_devices")  # nothing to delete there
+    r = client.post("/api/pushes", json={"delete": ["notes.txt"], "tags": ["hall"],
+                                         "only_needing": True})
+    assert r.status_code == 503  # "has" was picked; pushes do not run in a unit test
+    r = client.post("/api/pushes", json={"file": "nosuchfile", "tags": ["hall"],
+                                         "only_needing": True})
+    assert r.status_code == 503  # not "no_devices": the push itself refuses an unknown file

@@ -4,7 +4,7 @@ loads), and every .py compiled here first; with `mpy`, the .mpy made for the dev
 import io
 
 from .. import board_tools
-from ..manifest import BadPayload, Item, check_fit, check_items, runtime_files
+from ..manifest import BadPayload, Item, check_fit, check_items, is_runtime
 
 
 class PushRejected(Exception):
@@ -82,7 +82,7 @@ class Planner:
         for target in shadowed:
             # the device refuses to delete a module it has loaded (its runtime, a plugin)
             # without force: say so here, before anything is sent
-            loaded = target in runtime_files() or target[:-3] in known.plugins
+            loaded = is_runtime(target) or target[:-3] in known.plugins
             if loaded and not force:
                 raise BadPayload("%s on %s would shadow its .mpy (a .py wins the import), so "
                                  "this push deletes it, and the device runs it (its runtime or "

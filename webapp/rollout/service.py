@@ -21,6 +21,7 @@ import threading
 import time
 
 from ..db import connect
+from ..manifest import MAX_FILES
 from ..push import store as push_store
 from ..push.plan import PushRejected
 from ..push.states import FINAL as FINAL_PUSH, State
@@ -37,6 +38,12 @@ MAX_DEVICES = 5000
 
 class RolloutRejected(Exception):
     """The rollout cannot be made, or changed as asked; the message says why."""
+
+
+def _some(names, shown=5):
+    """"a, b, c and 7 more": a list for a message."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (" and %d more" % more if more > 0 else "")
 
 
 def waves_of(devices, settings):
@@ -81,10 +88,11 @@ class RolloutService:
     # -- making and steering rollouts -------------------------------------------------------
 
     def create(self, db, release_name, devices, settings=Settings()):
-        """A new running rollout of release `release_name` to `devices` (names; unknown ones
-        wait as offline ones do). Devices that run the release already by their last
-        heartbeat are skipped; the others go in waves, online ones first (the canary is a
-        device that can answer). Returns its id; RolloutRejected says why not."""
+        """A new running rollout of release `release_name` to `devices` (names of devices
+        heard from, in no other rollout that has not ended). Devices that run the release
+        already by their last heartbeat are skipped; the others go in waves, online ones
+        first (the canary is a device that can answer). Returns its id; RolloutRejected says
+        why not."""
         check_settings(settings)
         release = self.releases.get(db, release_name)
         if release is None:
@@ -96,6 +104,15 @@ class RolloutService:
         if len(devices) > MAX_DEVICES:
             raise RolloutRejected("a rollout takes at most %d devices" % MAX_DEVICES)
         known = {d.name: d for d in self.registry.all(db)}
+        unknown = [n for n in devices if n not in known]
+        if unknown:
+            raise RolloutRejected("never heard from: %s (a device appears with its first "
+                                  "heartbeat)" % _some(unknown))
+        busy = store.busy_devices(db, devices)
+        if busy:
+            raise RolloutRejected("already in a rollout that has not ended: %s; cancel it or "
+                                  "leave them out" % _some(
+                                      ["%s (rollout %d)" % (n, r) for n, r in busy]))
         skipped = [n for n in devices if n in known and release.runs_on(known[n].files)]
         todo = [n for n in devices if n not in skipped]
         todo.sort(key=lambda n: not (n in known and known[n].online))  # stable: order kept
@@ -114,12 +131,16 @@ class RolloutService:
 
     def resume(self, db, rollout_id):
         """Go on with a paused or stopped rollout, or past a healthy canary (a person's go).
-        The failure share counts again from here."""
+        After a stop the failure share counts again from here (and a failed canary is let
+        be: the person decided)."""
         row = self._exists(db, rollout_id)
-        counts = self._counts(store.devices(db, rollout_id))
-        extra = {"base_done": counts[Step.DONE], "base_failed": counts[Step.FAILED]}
+        extra = {}
         if row["state"] == Phase.WAITING_GO:
             extra["canary_passed"] = 1
+        elif row["state"] == Phase.STOPPED:  # a person goes on despite the failures so far
+            counts = self._counts(store.devices(db, rollout_id))
+            extra = {"base_done": counts[Step.DONE], "base_failed": counts[Step.FAILED],
+                     "canary_passed": 1}
         if not store.set_phase(db, rollout_id, Phase.RUNNING, None, expect=RESUMABLE, **extra):
             raise RolloutRejected("rollout %d is %s: only a paused, stopped or waiting one "
                                   "resumes" % (rollout_id, row["state"]))
@@ -164,9 +185,17 @@ class RolloutService:
         return [dict(self._summary(row, self._counts_of(counts)), release=row["release"])
                 for row, counts in store.listing(db)]
 
-    def _summary(self, row, counts):
-        decided = counts[Step.DONE] + counts[Step.FAILED] - row["base_done"] - row["base_failed"]
+    @staticmethod
+    def _share(row, counts):
+        """(failed, tried): the devices failed and pushed to (done, failed, or pushing now)
+        since the start or the last resume after a stop. Pushes going count: a rollback
+        comes seconds after a push, a confirmation only after the probation, so a share of
+        the decided alone would read the first failure of a wave as 100 %."""
         failed = counts[Step.FAILED] - row["base_failed"]
+        return failed, failed + counts[Step.DONE] - row["base_done"] + counts[Step.PUSHING]
+
+    def _summary(self, row, counts):
+        failed, tried = self._share(row, counts)
         total = sum(counts.values())
         return {
             "id": row["id"], "state": row["state"], "reason": row["reason"],
@@ -176,7 +205,7 @@ class RolloutService:
                          "offline_wait": row["offline_wait"]},
             "counts": {s.value: counts[s] for s in Step}, "total": total,
             "finished": sum(counts[s] for s in FINAL_STEPS),
-            "failure_share": failed / decided if decided > 0 else 0.0,
+            "failure_share": failed / tried if tried > 0 else 0.0,
             "created_at": row["created_at"], "updated_at": row["updated_at"],
             "finished_at": row["finished_at"]}
 
@@ -291,26 +320,29 @@ class RolloutService:
                     else None))
 
     def _over_threshold(self, db, row, counts):
-        decided = counts[Step.DONE] + counts[Step.FAILED] - row["base_done"] - row["base_failed"]
-        failed = counts[Step.FAILED] - row["base_failed"]
-        if decided <= 0 or failed / decided <= row["threshold"]:
+        failed, tried = self._share(row, counts)
+        if tried <= 0 or failed / tried <= row["threshold"]:
             return False
-        reason = ("%d of the %d devices decided failed (%.0f %%, over the threshold of %.0f %%)"
-                  % (failed, decided, 100.0 * failed / decided, 100.0 * row["threshold"]))
+        reason = ("%d of the %d devices pushed to failed (%.0f %%, over the threshold of "
+                  "%.0f %%)" % (failed, tried, 100.0 * failed / tried, 100.0 * row["threshold"]))
         if store.set_phase(db, row["id"], Phase.STOPPED, reason, expect=(Phase.RUNNING,)):
             log.warning("rollout %d stopped: %s", row["id"], reason)
         return True
 
     def _past_canary(self, db, row, canary):
         """Whether the rollout goes on past its canary wave now: healthy means none of it
-        failed and one came back done, or none can answer (skipped, given up on)."""
+        failed and one came back done (or it ran the release already)."""
         if any(d["state"] == Step.FAILED for d in canary):
             store.set_phase(db, row["id"], Phase.STOPPED, "the canary failed",
                             expect=(Phase.RUNNING,))
             return False
-        if not any(d["state"] == Step.DONE for d in canary) and \
-                any(d["state"] == Step.WAITING for d in canary):
-            return False  # the canary is offline: it has to answer first
+        if not any(d["state"] == Step.DONE for d in canary):
+            if any(d["state"] == Step.WAITING for d in canary):
+                return False  # the canary is offline: it has to answer first
+            if any(d["state"] == Step.OFFLINE for d in canary):
+                store.set_phase(db, row["id"], Phase.STOPPED, "the canary never answered: "
+                                "still offline after the wait", expect=(Phase.RUNNING,))
+                return False
         if row["auto_continue"]:
             store.set_phase(db, row["id"], Phase.RUNNING, None, canary_passed=1)
             return True
@@ -320,7 +352,8 @@ class RolloutService:
 
     def _finish(self, db, row, counts):
         said = ", ".join("%d %s" % (counts[s], s.value) for s in Step if counts[s])
-        if store.set_phase(db, row["id"], Phase.DONE, said, expect=(Phase.RUNNING,)):
+        if store.set_phase(db, row["id"], Phase.DONE, said,
+                           expect=[p for p in Phase if p not in FINAL_PHASES]):
             log.info("rollout %d done: %s", row["id"], said)
 
     def _start_pushes(self, db, row, rows, wave, now):
@@ -344,12 +377,17 @@ class RolloutService:
                 continue
             if slots <= 0:
                 continue
+            if len(items) > MAX_FILES:
+                store.set_step(db, row["id"], d["device"], Step.FAILED, (
+                    "needs %d changes (files written and deleted) to run %s, more than one "
+                    "update carries (%d): bring it closer by hand first" % (
+                        len(items), release.name, MAX_FILES)))
+                continue
             try:
                 push_id = self.pushes.create(db, d["device"], [i for i in items if not i.delete],
                                              delete=[i.target for i in items if i.delete])
             except PushRejected as exc:
                 store.set_step(db, row["id"], d["device"], Step.FAILED, str(exc))
                 continue
-            store.set_step(db, row["id"], d["device"], Step.PUSHING, "push %d" % push_id,
-                           push_id=push_id)
+            store.set_step(db, row["id"], d["device"], Step.PUSHING, None, push_id=push_id)
             slots -= 1

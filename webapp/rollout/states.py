@@ -28,6 +28,10 @@ class Phase(str, enum.Enum):
         return self.value
 
 
+# What a person reads for each phase (pages, their scripts)
+PHASE_LABELS = {Phase.RUNNING: "running", Phase.WAITING_GO: "waiting for a go",
+                Phase.PAUSED: "paused", Phase.STOPPED: "stopped", Phase.CANCELLED: "cancelled",
+                Phase.DONE: "done"}
 FINAL_PHASES = frozenset({Phase.CANCELLED, Phase.DONE})
 RESUMABLE = frozenset({Phase.WAITING_GO, Phase.PAUSED, Phase.STOPPED})
 
@@ -54,10 +58,12 @@ FINAL_STEPS = frozenset({Step.DONE, Step.FAILED, Step.SKIPPED, Step.OFFLINE, Ste
 
 
 def for_scripts():
-    """What the page scripts know of rollouts: the phases, the steps, which are final, which
-    resume, the one that pauses (running) and the one a go ends (waiting_go)."""
+    """What the page scripts know of rollouts: the phases and their labels, the steps, which
+    are final, which resume, the one that pauses (running) and the one a go ends
+    (waiting_go)."""
     return {"phases": [p.value for p in Phase], "running": Phase.RUNNING.value,
             "waiting_go": Phase.WAITING_GO.value,
             "final_phases": sorted(p.value for p in FINAL_PHASES),
             "resumable": sorted(p.value for p in RESUMABLE), "steps": [s.value for s in Step],
-            "final_steps": sorted(s.value for s in FINAL_STEPS)}
+            "final_steps": sorted(s.value for s in FINAL_STEPS),
+            "labels": {p.value: label for p, label in PHASE_LABELS.items()}}

@@ -44,6 +44,20 @@ def insert(db, release_id, settings, waves, skipped):
     return rollout_id
 
 
+def busy_devices(db, devices):
+    """[(device, rollout id)] of `devices` that a rollout not ended has yet to finish."""
+    found = []
+    devices = list(devices)
+    for i in range(0, len(devices), 500):
+        chunk = devices[i:i + 500]
+        found += [tuple(r) for r in db.execute(
+            "SELECT d.device, d.rollout_id FROM rollout_devices d JOIN rollouts r ON"
+            " r.id = d.rollout_id WHERE r.finished_at IS NULL AND d.state IN (?, ?, ?)"
+            " AND d.device IN (%s) ORDER BY d.device" % ",".join("?" * len(chunk)),
+            [Step.PENDING.value, Step.WAITING.value, Step.PUSHING.value] + chunk)]
+    return found
+
+
 def head(db, rollout_id):
     """The rollouts row (sqlite3.Row) or None."""
     return db.execute("SELECT * FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
