@@ -29,8 +29,13 @@ run: $(VENV)/.run
 demo: $(VENV)/.sim
 	$(BIN)/python -m dcc_sim.demo
 
+# Two workers (pytest-xdist), one test file each at a time (--dist loadfile keeps a file's
+# fixtures on one worker): most tests wait on devices and brokers, so two halve the wall time
+# on a 2-core machine. More workers load the machine enough to slow the devices themselves.
+WORKERS ?= 2
+
 test: $(VENV)/.test
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile
 
 unit: $(VENV)/.test
 	$(BIN)/pytest tests/unit
