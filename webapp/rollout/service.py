@@ -303,7 +303,11 @@ class RolloutService:
                 push = push_store.head(db, d["push_id"])
             if push is None or push["state"] not in FINAL_PUSH:
                 continue
-            if push["state"] == State.FAILED and push["reason"] == SERVER_STOPPED:
+            if push["state"] == State.FAILED and row["state"] == Phase.CANCELLED and \
+                    push["reason"] == "cancelled":
+                store.set_step(db, rollout_id, d["device"], Step.CANCELLED,
+                               "the rollout was cancelled during push %d" % d["push_id"])
+            elif push["state"] == State.FAILED and push["reason"] == SERVER_STOPPED:
                 # not the device's failure: its turn comes again (a restart carries on)
                 if row["state"] == Phase.CANCELLED:
                     store.set_step(db, rollout_id, d["device"], Step.CANCELLED,
