@@ -17,7 +17,7 @@ from .names import BadName, check_device_name, is_device_name
 from .payloads import loads
 from .push.service import NotRunning, PushRejected
 from .push.store import find_pushes, get_push
-from .targets import NoDevices, Pick, pick, wants_of
+from .targets import AllUpToDate, NoDevices, Pick, pick, wants_of
 from .schemas import BadInput, DeviceTags, DevicesQuery, NewDevice, NewPush, PushesQuery, parse
 
 MAX_COMMAND = 512
@@ -264,6 +264,8 @@ def create_push():
                                               "'all_online'")
     try:
         devices = pick(get_db(), extension.of().registry, how)
+    except AllUpToDate as exc:  # only_needing, and nothing needs it: nothing to do
+        return jsonify(pushes=[], message=str(exc)), 200
     except BadName as exc:
         return json_error(400, "rejected", str(exc))
     except NoDevices as exc:

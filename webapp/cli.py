@@ -22,10 +22,10 @@ from .filestore import FileTooLarge, NoSpace
 from .fleet_api import release_dicts
 from .manifest import Item
 from .names import BadName, check_device_name, check_target, is_device_name
-from .releases import ReleaseError
+from .releases import ReleaseError, left_out
 from .rollout.service import RolloutRejected
 from .rollout.store import Settings
-from .targets import NoDevices, Pick, pick
+from .targets import AllUpToDate, NoDevices, Pick, pick
 from .push import store
 from .push.service import PushRejected
 from .push.states import DELIVERED, FINAL, State
@@ -66,6 +66,7 @@ def _connect(app, devices):
 @click.group("ota")
 def ota():
     """Push files to devices and list the devices."""
+    _quiet_logs(False)  # the server's log lines are not a command's output (push -v: its own)
 
 
 def main():
@@ -145,6 +146,10 @@ def push_command(files, devices, tags, all_online, target, mpy, only_needing, fo
     try:
         devices = pick(db, extension.of(app).registry, how)
         push_ids = services.pushes.create_many(db, devices, items, None, force, mpy=mpy)
+    except AllUpToDate as exc:  # --only-needing and nothing needs it: done, not an error
+        stop_services(app)
+        click.echo("nothing to push: %s" % exc)
+        sys.exit(EXIT_OK)
     except (PushRejected, BadName, NoDevices) as exc:
         stop_services(app)
         _die(EXIT_SETUP, "cannot push: %s" % exc)
@@ -493,9 +498,9 @@ def release_create_command(name, folder, delete_extra):
     ext, db = extension.of(), get_db()
     paths = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        dirs[:] = sorted(d for d in dirs if not left_out(d))
         paths += [os.path.relpath(os.path.join(root, f), folder) for f in sorted(files)
-                  if not f.startswith(".")]
+                  if not left_out(f)]
     try:
         targets = [check_target(p.replace(os.sep, "/")) for p in paths]  # FOLDER is the root
         # all that can be checked before a byte is stored: a refused release stores nothing

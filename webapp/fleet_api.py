@@ -8,7 +8,7 @@ from .db import get_db
 from .errors import json_error
 from .filestore import FileTooLarge, NoSpace
 from .names import BadName, check_display_name
-from .releases import ReleaseError, folder_targets
+from .releases import ReleaseError, folder_targets, left_out
 from .rollout.service import RolloutRejected
 from .rollout.store import Settings
 from .schemas import NewRelease, NewRollout, parse
@@ -62,8 +62,11 @@ def release_from_folder(db, name, delete_extra, uploads, paths=()):
                                             "named 'file'")
     if paths and len(paths) != len(uploads):
         raise UploadRefused(400, "bad_request", "send one 'path' per 'file', or none")
+    kept = [(u, p) for u, p in zip(uploads, paths or [u.filename for u in uploads])
+            if not left_out(p)]
+    uploads = [u for u, _ in kept]
     try:
-        targets = folder_targets(paths or [u.filename for u in uploads])
+        targets = folder_targets([p for _, p in kept])
         # all that can be checked before a byte is stored: a refused release stores nothing
         ext.releases.check(db, name, targets)
         for u, t in zip(uploads, targets):

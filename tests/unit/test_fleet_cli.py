@@ -143,3 +143,42 @@ def test_tags_are_one_in_any_case_and_untag_says_what_is_not_there(app):
     r = ota(app, "untag", "lamp1", "garden")
     assert r.exit_code == 2 and "lamp1 has no tag garden: it has kitchen" in r.output
     assert ota(app, "untag", "lamp1", "KITCHEN").output == "lamp1: no tags\n"
+
+
+def test_the_server_leaves_out_hidden_files_and_pycache_and_checks_mpy_files(app, client):
+    upload = {"name": "web-2", "file": [(io.BytesIO(b"M = 1\n"), "a.py")] * 1}
+    upload["file"] = [(io.BytesIO(b"M = 1\n"), "x"), (io.BytesIO(b"\0"), "y"),
+                      (io.BytesIO(b"\0"), "z")]
+    upload["path"] = ["lamp/main.py", "lamp/.DS_Store", "lamp/__pycache__/main.pyc"]
+    r = client.post("/api/releases", data=upload, content_type="multipart/form-data")
+    assert r.status_code == 201 and [f["target"] for f in r.json["files"]] == ["main.py"]
+    for files, message in (({"main.mpy": b"M\x06\x00\x1f"}, "runs main.py as source only"),
+                           ({"util.mpy": b"B=9\n"}, "util.mpy is not a .mpy file")):
+        r = client.post("/api/releases", data={
+            "name": "m", "file": [(io.BytesIO(d), n) for n, d in files.items()]},
+            content_type="multipart/form-data")
+        assert r.status_code == 400 and message in r.json["message"], r.json
+    r = client.post("/api/releases", json={"name": "WEB-2", "files": {"a.py": "main.py"}})
+    assert r.status_code == 400 and "there is a release named web-2 already" in r.json["message"]
+
+
+def test_a_rollout_where_too_many_failed_with_nothing_left_to_stop_ends_failed(app, tmp_path):
+    from tests.unit.test_rollouts import FakePushes, end_pushes
+    from webapp import extension
+    from webapp.db import get_db
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "app.py").write_bytes(b"A = 1\n")
+    ota(app, "release", "create", "v", str(folder))
+    for name in ("b1", "b2"):
+        beat(app, name)
+    ext = extension.of(app)
+    ext.rollouts.pushes = FakePushes()
+    ota(app, "rollout", "start", "v", "-d", "b1", "-d", "b2", "--canary", "0",
+        "--concurrency", "2")
+    with app.app_context():
+        ext.rollouts.advance(get_db(), 1)
+        end_pushes(app, ext.rollouts.describe(get_db(), 1), fail={"b1", "b2"})
+        ext.rollouts.advance(get_db(), 1)  # both failed at once: nothing left to stop
+        shown = ext.rollouts.describe(get_db(), 1)
+    assert (shown["state"], shown["reason"]) == ("failed", "2 failed")

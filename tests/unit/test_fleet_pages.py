@@ -115,6 +115,7 @@ def test_the_rollout_form_says_why_it_starts_nothing(app, fleet, client):  # noq
     for form, said in [
             ({"device": []}, "Not started: no devices picked: name devices or tags, or pick every online device."),
             ({"canary": "lots"}, "Not started: canary: 'lots' is not a number."),
+            ({"threshold": "nan"}, "Not started: threshold: 'nan' is not a number."),
             ({"offline_wait_min": "50000"},
              "Not started: offline wait: 0 to 43200 minutes (30 days)."),
             ({"release": "nope"}, "Not started: no release named nope."),

@@ -147,7 +147,8 @@ def test_a_failed_canary_stops_the_rollout(app, fleet):
                                   Settings(canary=1, wave_size=2, threshold=1.0))
     end_pushes(app, advance(app, ext, rid), fail={"d00"})
     shown = advance(app, ext, rid)
-    assert (shown["state"], shown["reason"]) == ("stopped", "the canary failed")
+    assert (shown["state"], shown["reason"]) == ("stopped", "the canary failed (d00: rolled back: "
+                                                 "boot 2)")
     assert len(fake.made) == 1
 
 

@@ -90,6 +90,9 @@ def test_the_push_form_picks_by_tag_and_skips_devices_that_have_the_files(app, c
     assert r.status_code == 503  # picked lamp2; pushes do not run here
     r = client.post("/api/pushes", json={"file": sha256, "devices": ["lamp1"],
                                          "only_needing": True})
+    assert (r.status_code, r.json["pushes"]) == (200, [])  # nothing to do: not an error
+    assert "is as this push would leave it already" in r.json["message"]
+    r = client.post("/api/pushes", json={"file": sha256, "tags": ["nobody"]})
     assert (r.status_code, r.json["error"]) == (400, "no_devices")
 
 
@@ -100,7 +103,7 @@ def test_only_needing_counts_deletes_and_leaves_an_unknown_file_to_the_push(app,
     client.put("/api/devices/hasnt/tags", json={"tags": ["hall"]})
     r = client.post("/api/pushes", json={"delete": ["notes.txt"], "devices": ["hasnt"],
                                          "only_needing": True})
-    assert (r.status_code, r.json["error"]) == (400, "no_devices")  # nothing to delete there
+    assert (r.status_code, r.json["pushes"]) == (200, [])  # nothing to delete there
     r = client.post("/api/pushes", json={"delete": ["notes.txt"], "tags": ["hall"],
                                          "only_needing": True})
     assert r.status_code == 503  # "has" was picked; pushes do not run in a unit test

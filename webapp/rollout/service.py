@@ -1,12 +1,15 @@
 """The rollout service: makes rollouts, and in the server advances each running one on one
 thread, from what the database says alone (so a restarted server carries on where it was).
 
-Each round (every second, and as soon as a push ends) a running rollout:
-1. follows its pushes: a push that ended makes its device done or failed;
-2. stops by itself when more than `threshold` of the devices decided since its start (or
-   last resume) failed, leaving the rest untouched;
-3. gives up on devices offline for longer than `offline_wait`, and ends when every device is
-   done, failed, skipped, offline or cancelled;
+Each round (every second, and as soon as a push ends) a rollout not ended:
+1. follows its pushes: a push that ended makes its device done or failed (a push its server
+   stopped puts the device back in line);
+2. gives up on devices offline for longer than `offline_wait`; when every device is done,
+   failed, skipped, offline or cancelled it ends: done, or failed when more than
+   `threshold` of the devices pushed to since the last resume failed;
+3. (running) stops by itself when its canary failed, or when more than `threshold` of the
+   devices pushed to (done, failed or pushing) since its start or last resume failed,
+   leaving the rest untouched;
 4. takes the lowest wave with devices still pending or pushing (a device offline at its turn
    waits without holding its wave up); past the canary wave it goes on by itself
    (`auto_continue`) or waits for a person's go;
@@ -117,7 +120,7 @@ class RolloutService:
         todo = [n for n in devices if n not in skipped]
         todo.sort(key=lambda n: not (n in known and known[n].online))  # stable: order kept
         rollout_id = store.insert(db, release.id, settings, waves_of(todo, settings), skipped)
-        log.info("rollout %d of %s: %d devices, %d skipped", rollout_id, release.name,
+        log.info("rollout %d of %s: %d device(s) to do, %d skipped", rollout_id, release.name,
                  len(todo), len(skipped))
         self._wake.set()
         return rollout_id
@@ -267,19 +270,19 @@ class RolloutService:
         self._follow_pushes(db, row, rows)
         if row["state"] in FINAL_PHASES:
             return
-        rows = store.devices(db, rollout_id)
-        counts = self._counts(rows)
-        if row["state"] == Phase.RUNNING and self._over_threshold(db, row, counts):
-            return
-        for d in rows:
+        for d in store.devices(db, rollout_id):
             if d["state"] == Step.WAITING and now - d["waiting_since"] > row["offline_wait"]:
                 store.set_step(db, rollout_id, d["device"], Step.OFFLINE,
                                "still offline after %ds" % row["offline_wait"])
         rows = store.devices(db, rollout_id)
         if all(d["state"] in FINAL_STEPS for d in rows):
-            self._finish(db, row, self._counts(rows))
+            self._finish(db, row, self._counts(rows))  # nothing left to stop or go on with
             return
         if row["state"] != Phase.RUNNING:
+            return
+        if row["canary"] and not row["canary_passed"] and self._canary_failed(db, row, rows):
+            return
+        if self._over_threshold(db, row, self._counts(rows)):
             return
         wave = min((d["wave"] for d in rows if d["state"] in (Step.PENDING, Step.PUSHING)),
                    default=None)
@@ -333,13 +336,19 @@ class RolloutService:
             log.warning("rollout %d stopped: %s", row["id"], reason)
         return True
 
-    def _past_canary(self, db, row, canary):
-        """Whether the rollout goes on past its canary wave now: healthy means none of it
-        failed and one came back done (or it ran the release already)."""
-        if any(d["state"] == Step.FAILED for d in canary):
-            store.set_phase(db, row["id"], Phase.STOPPED, "the canary failed",
-                            expect=(Phase.RUNNING,))
+    def _canary_failed(self, db, row, rows):
+        """Stop the rollout, saying which and why, when a device of its canary failed."""
+        failed = [d for d in rows if d["wave"] == 0 and d["state"] == Step.FAILED]
+        if not failed:
             return False
+        said = "; ".join("%s: %s" % (d["device"], d["detail"]) for d in failed[:3])
+        store.set_phase(db, row["id"], Phase.STOPPED, "the canary failed (%s)" % said,
+                        expect=(Phase.RUNNING,))
+        return True
+
+    def _past_canary(self, db, row, canary):
+        """Whether the rollout goes on past its canary wave now: healthy means one came back
+        done (or it ran the release already); a failed one stopped it (_canary_failed)."""
         if not any(d["state"] == Step.DONE for d in canary):
             if any(d["state"] == Step.WAITING for d in canary):
                 return False  # the canary is offline: it has to answer first
@@ -355,10 +364,14 @@ class RolloutService:
         return False
 
     def _finish(self, db, row, counts):
+        """Every device had its turn: done, or failed when more than the threshold of those
+        pushed to since the last resume failed (there was nothing left to stop)."""
         said = ", ".join("%d %s" % (counts[s], s.value) for s in Step if counts[s])
-        if store.set_phase(db, row["id"], Phase.DONE, said,
+        failed, tried = self._share(row, counts)
+        phase = Phase.FAILED if tried and failed / tried > row["threshold"] else Phase.DONE
+        if store.set_phase(db, row["id"], phase, said,
                            expect=[p for p in Phase if p not in FINAL_PHASES]):
-            log.info("rollout %d done: %s", row["id"], said)
+            log.info("rollout %d %s: %s", row["id"], phase.value, said)
 
     def _start_pushes(self, db, row, rows, wave, now):
         release = self.releases.get(db, row["release_id"])

@@ -1,6 +1,8 @@
 """A rollout's phases and the steps of each device in it.
 
-running → [waiting_go: the canary came back healthy, a person says go] → running → done
+running → [waiting_go: the canary came back healthy, a person says go] → running → done,
+or failed when more than the threshold of the devices pushed to since the last resume
+failed.
 A person may pause a running rollout (paused) and resume it; it stops by itself (stopped) when
 the share of failed devices crosses its threshold, and may be resumed from there; cancelled
 and done are final.
@@ -21,6 +23,7 @@ class Phase(str, enum.Enum):
     STOPPED = "stopped"        # by itself: the share of failed devices crossed the threshold
     CANCELLED = "cancelled"
     DONE = "done"
+    FAILED = "failed"          # every device had its turn, and too many failed
 
     __hash__ = str.__hash__
 
@@ -31,8 +34,8 @@ class Phase(str, enum.Enum):
 # What a person reads for each phase (pages, their scripts)
 PHASE_LABELS = {Phase.RUNNING: "running", Phase.WAITING_GO: "waiting for a go",
                 Phase.PAUSED: "paused", Phase.STOPPED: "stopped", Phase.CANCELLED: "cancelled",
-                Phase.DONE: "done"}
-FINAL_PHASES = frozenset({Phase.CANCELLED, Phase.DONE})
+                Phase.DONE: "done", Phase.FAILED: "failed"}
+FINAL_PHASES = frozenset({Phase.CANCELLED, Phase.DONE, Phase.FAILED})
 RESUMABLE = frozenset({Phase.WAITING_GO, Phase.PAUSED, Phase.STOPPED})
 
 
