@@ -53,7 +53,8 @@ def create_app(test_config=None):
     app.extensions[extension.KEY] = extension.DccOta(
         registry, store, pushes, releases, RolloutService(app, registry, releases, pushes))
 
-    from . import api, auth, cli, errors, fleet_api, fleet_pages, formatting, pages  # noqa: F401
+    from . import (api, auth, cli, errors, fleet_api, fleet_cli, fleet_pages,  # noqa: F401
+                   formatting, pages)
     app.url_map.converters["int"] = _RowId  # before any route is added
     auth.init_app(app)
     app.register_blueprint(api.bp)  # with fleet_api's routes nested in it
