@@ -13,6 +13,7 @@ syntax error never reaches a device (CPython's compiler checks it where mpy-cros
 missing), and a precompiled push sends NAME.mpy made for the format the device reports.
 """
 import functools
+import hashlib
 import json
 import re
 import shutil
@@ -121,10 +122,27 @@ def _where(target, stderr):
         "%s: %s" % (target, message)
 
 
+# SHA-256 of the sources that compiled: a rollout or a release checks the same file for
+# every device, and each check is an mpy-cross process; success does not depend on the name
+_SOUND = set()
+_SOUND_MAX = 4096
+
+
 def check_source(data, target):
     """Compile `data` (the source of `target`) as a board would, to find a syntax error
     before the board does: with mpy-cross, or CPython's compiler where it is missing (its
-    message says so). SourceError says where it does not compile."""
+    message says so). SourceError says where it does not compile. A source that compiled
+    once is not compiled again."""
+    digest = hashlib.sha256(data).digest()
+    if digest in _SOUND:
+        return
+    _check_source(data, target)
+    if len(_SOUND) >= _SOUND_MAX:
+        _SOUND.clear()
+    _SOUND.add(digest)
+
+
+def _check_source(data, target):
     try:
         compile_source(data, target)
     except MpyCrossMissing:

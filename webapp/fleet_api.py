@@ -70,8 +70,7 @@ def release_from_folder(db, name, delete_extra, uploads, paths=()):
         # all that can be checked before a byte is stored: a refused release stores nothing
         ext.releases.check(db, name, targets)
         for u, t in zip(uploads, targets):
-            ext.releases.check_source(t, u.stream.read())
-            u.stream.seek(0)
+            ext.releases.check_source(t, u.stream)
         # a display name for the store: the file's own name
         stored = ext.store.save_all(db, [(u.stream, check_display_name(t.rpartition("/")[2]))
                                          for u, t in zip(uploads, targets)])

@@ -94,7 +94,7 @@ def release_create_command(name, folder, delete_extra):
         ext.releases.check(db, name, targets)
         for p, t in zip(paths, targets):
             with open(os.path.join(folder, p), "rb") as f:
-                ext.releases.check_source(t, f.read())
+                ext.releases.check_source(t, f)
         opened = [open(os.path.join(folder, p), "rb") for p in paths]
         try:
             stored = ext.store.save_all(db, [(f, t.rpartition("/")[2])

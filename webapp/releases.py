@@ -132,16 +132,21 @@ class Releases:
                                "give the new one a new name" % taken[0])
 
     @staticmethod
-    def check_source(target, data):
+    def check_source(target, stream):
         """A .py of a release must compile (board_tools.check_source), as a push's must, and
         a .mpy must be one (it starts with "M" and its format's version): ReleaseError says
-        where it is not."""
+        where it is not. `stream` (a binary file) is read only for those two, then put back
+        at its start; other files are not read."""
+        if not target.endswith((".py", ".mpy")):
+            return
+        data = stream.read()
+        stream.seek(0)
         if target.endswith(".py"):
             try:
                 board_tools.check_source(data, target)
             except board_tools.SourceError as exc:
                 raise ReleaseError(str(exc)) from None
-        if target.endswith(".mpy") and (len(data) < 4 or data[:1] != b"M"):
+        elif len(data) < 4 or data[:1] != b"M":
             raise ReleaseError("%s is not a .mpy file (one starts with 'M' and its format's "
                                "version: mpy-cross makes them)" % target)
 
@@ -149,9 +154,9 @@ class Releases:
         """A new release `name` of `files` [(target, StoredFile)]; ReleaseError says why not
         (check, check_source)."""
         self.check(db, name, [target for target, _ in files])
-        for target, f in files:
+        for target, f in files:  # (a source checked before it was stored is not compiled again)
             with open(self.store.path(f.sha256), "rb") as source:
-                self.check_source(target, source.read())
+                self.check_source(target, source)
         now = time.time()
         with transaction(db):
             if db.execute("SELECT 1 FROM releases WHERE name = ?", (name,)).fetchone():

@@ -17,9 +17,6 @@ class Planner:
     def __init__(self, store_, registry):
         self.store, self.registry = store_, registry
         self._compiled_sizes = {}  # (sha256, mpy format) -> bytes: compiled once per file
-        # the .py files that compile (by SHA-256): checked once, not once per device (a
-        # rollout plans the same files for every device of a wave)
-        self._sound = set()
 
     def plan(self, db, device, files, name=None, force=False, delete=(), mpy=False):
         """(device, [Item]) of a push that can be made; PushRejected says why not."""
@@ -67,9 +64,7 @@ class Planner:
             with open(self.store.path(item.file.sha256), "rb") as f:
                 source = f.read()
             if not mpy or item.target in board_tools.SOURCE_ONLY:
-                if item.file.sha256 not in self._sound:
-                    board_tools.check_source(source, item.target)
-                    self._sound.add(item.file.sha256)
+                board_tools.check_source(source, item.target)  # once per file (its cache)
                 out.append(item)
                 continue
             target = item.target[:-3] + ".mpy"

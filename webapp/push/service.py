@@ -20,7 +20,7 @@ from ..names import check_device_name, check_target
 from . import store
 from .plan import Planner, PushRejected
 from .run import PushFailed, PushRun
-from .states import DEVICE_DECIDES, FINAL, Note, State
+from .states import CANCELLED, DEVICE_DECIDES, FINAL, SERVER_STOPPED, Note, State
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class PushService:
         return self.create(db, row["device"], [i.file for i in files],
                            files[0].target if renamed else None, row["force"], deletes)
 
-    def resume(self, db, why="the server restarted", reason="server stopped"):
+    def resume(self, db, why="the server restarted", reason=SERVER_STOPPED):
         """Adopt the pushes whose process is gone (an earlier server at start; a CLI run
         killed mid-way, while the server runs: see _keep_leases). Queued or waiting ones go
         on; one cut off mid-way is reconciled with what its device reports
@@ -150,7 +150,7 @@ class PushService:
     def _adopt(self, db, row, why, reason):
         items = self._items(db, row["id"])
         if items is None:
-            store.finish(db, row["id"], State.FAILED, "server stopped",
+            store.finish(db, row["id"], State.FAILED, SERVER_STOPPED,
                          "%s during the push; a file of it is gone" % why)
             return
         cut_off = row["state"] not in (State.QUEUED, State.WAITING)
@@ -179,7 +179,7 @@ class PushService:
         run = self._runs.get(push_id)
         return run.finished.wait(timeout) if run else True
 
-    def cancel(self, push_id, reason="cancelled", detail="cancelled by the user"):
+    def cancel(self, push_id, reason=CANCELLED, detail="cancelled by the user"):
         """End a push that is not final with `reason`, whichever process runs it; False if
         it has ended (call in an app context).
 
@@ -231,7 +231,7 @@ class PushService:
             if run.delivered:
                 run.abandon()
             else:
-                self.cancel(push_id, "server stopped", "the server shut down during the push")
+                self.cancel(push_id, SERVER_STOPPED, "the server shut down during the push")
         for thread in self._threads:
             thread.join(5)
 
@@ -355,7 +355,7 @@ class PushService:
                 for push_id, detail in store.cancel_requests(db, self.owner):
                     run = self._runs.get(push_id)
                     if run is not None and not run.cancelled and not run.delivered:
-                        self.cancel(push_id, "cancelled", detail)
+                        self.cancel(push_id, CANCELLED, detail)
             except Exception:  # noqa: BLE001 (a busy or full database: the next round tries)
                 log.warning("could not renew the device leases", exc_info=True)
                 db = None

@@ -44,6 +44,13 @@ DELIVERED = frozenset({State.SENT, State.VERIFIED, State.REBOOTING})
 DEVICE_DECIDES = DELIVERED | {State.ONLINE}
 
 
+# Two reasons a push fails for that other code tells apart from the device's own: its
+# process stopped during it (a rollout puts the device back in line), and a person or a
+# rollout cancelled it.
+SERVER_STOPPED = "server stopped"
+CANCELLED = "cancelled"
+
+
 class Note(str, enum.Enum):
     """A timeline entry that is not a state: the push stays where it was."""
 

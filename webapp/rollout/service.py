@@ -27,7 +27,7 @@ from ..db import connect
 from ..manifest import MAX_FILES
 from ..push import store as push_store
 from ..push.plan import PushRejected
-from ..push.states import FINAL as FINAL_PUSH, State
+from ..push.states import CANCELLED, FINAL as FINAL_PUSH, SERVER_STOPPED, State
 from . import store
 from .states import FINAL_PHASES, FINAL_STEPS, RESUMABLE, Phase, Step
 from .store import Settings
@@ -35,7 +35,6 @@ from .store import Settings
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
-SERVER_STOPPED = "server stopped"  # a push's reason when its server stopped (PushService)
 MAX_DEVICES = 5000
 
 
@@ -267,14 +266,16 @@ class RolloutService:
         now = time.time() if now is None else now
         row = store.head(db, rollout_id)
         rows = store.devices(db, rollout_id)
-        self._follow_pushes(db, row, rows)
+        changed = self._follow_pushes(db, row, rows)
         if row["state"] in FINAL_PHASES:
             return
-        for d in store.devices(db, rollout_id):
+        for d in rows:
             if d["state"] == Step.WAITING and now - d["waiting_since"] > row["offline_wait"]:
                 store.set_step(db, rollout_id, d["device"], Step.OFFLINE,
                                "still offline after %ds" % row["offline_wait"])
-        rows = store.devices(db, rollout_id)
+                changed = True
+        if changed:  # read again only what moved
+            rows = store.devices(db, rollout_id)
         if all(d["state"] in FINAL_STEPS for d in rows):
             self._finish(db, row, self._counts(rows))  # nothing left to stop or go on with
             return
@@ -293,8 +294,9 @@ class RolloutService:
 
     def _follow_pushes(self, db, row, rows):
         """A device whose push ended is done or failed; the pushes of a cancelled rollout
-        are cancelled (PushService.cancel: not those the device has whole)."""
-        rollout_id = row["id"]
+        are cancelled (PushService.cancel: not those the device has whole). Returns whether
+        a device moved."""
+        rollout_id, moved = row["id"], False
         for d in rows:
             if d["state"] != Step.PUSHING:
                 continue
@@ -302,12 +304,13 @@ class RolloutService:
             if push is not None and row["state"] == Phase.CANCELLED and \
                     push["state"] not in FINAL_PUSH:
                 with contextlib.suppress(PushRejected):  # delivered: the device decides
-                    self.pushes.cancel(d["push_id"], "cancelled", "the rollout was cancelled")
+                    self.pushes.cancel(d["push_id"], CANCELLED, "the rollout was cancelled")
                 push = push_store.head(db, d["push_id"])
             if push is None or push["state"] not in FINAL_PUSH:
                 continue
+            moved = True
             if push["state"] == State.FAILED and row["state"] == Phase.CANCELLED and \
-                    push["reason"] == "cancelled":
+                    push["reason"] == CANCELLED:
                 store.set_step(db, rollout_id, d["device"], Step.CANCELLED,
                                "the rollout was cancelled during push %d" % d["push_id"])
             elif push["state"] == State.FAILED and push["reason"] == SERVER_STOPPED:
@@ -325,6 +328,7 @@ class RolloutService:
                 store.set_step(db, rollout_id, d["device"], Step.DONE, push["detail"] or (
                     "the device does not confirm" if push["state"] == State.UNCONFIRMED
                     else None))
+        return moved
 
     def _over_threshold(self, db, row, counts):
         failed, tried = self._share(row, counts)
@@ -380,6 +384,8 @@ class RolloutService:
         turns = [d for d in rows if d["state"] == Step.WAITING] + \
                 [d for d in rows if d["state"] == Step.PENDING and d["wave"] == wave]
         for d in turns:
+            if slots <= 0:  # the others' turn comes with the next free slot: no work now
+                break
             device = self.registry.get(db, d["device"])
             if device is None or not device.online:
                 if d["state"] == Step.PENDING:
@@ -391,8 +397,6 @@ class RolloutService:
                 store.set_step(db, row["id"], d["device"], *(
                     (Step.DONE, "runs %s (push %d)" % (release.name, d["push_id"]))
                     if d["push_id"] else (Step.SKIPPED, "runs %s already" % release.name)))
-                continue
-            if slots <= 0:
                 continue
             if len(items) > MAX_FILES:
                 store.set_step(db, row["id"], d["device"], Step.FAILED, (

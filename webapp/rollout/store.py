@@ -80,12 +80,14 @@ def listing(db, limit=100):
     """The newest rollouts with their release's name and the count of devices per step."""
     rows = db.execute("SELECT r.*, rel.name AS release FROM rollouts r JOIN releases rel ON"
                       " rel.id = r.release_id ORDER BY r.id DESC LIMIT ?", (limit,)).fetchall()
-    out = []
-    for row in rows:
-        counts = dict(db.execute("SELECT state, COUNT(*) FROM rollout_devices WHERE"
-                                 " rollout_id = ? GROUP BY state", (row["id"],)).fetchall())
-        out.append((row, counts))
-    return out
+    counts = {row["id"]: {} for row in rows}
+    if rows:  # one query for all of them (the list page asks every second)
+        for rollout_id, state, n in db.execute(
+                "SELECT rollout_id, state, COUNT(*) FROM rollout_devices WHERE rollout_id"
+                " >= ? GROUP BY rollout_id, state", (rows[-1]["id"],)):
+            if rollout_id in counts:
+                counts[rollout_id][state] = n
+    return [(row, counts[row["id"]]) for row in rows]
 
 
 def set_phase(db, rollout_id, phase, reason=None, expect=None, **columns):
